@@ -1,0 +1,3 @@
+"""autotm-execute."""
+
+__version__ = "0.1.0"

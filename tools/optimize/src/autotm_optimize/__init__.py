@@ -1,0 +1,3 @@
+"""autotm-optimize."""
+
+__version__ = "0.1.0"

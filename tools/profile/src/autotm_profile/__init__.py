@@ -1,0 +1,3 @@
+"""autotm-profile."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""autotm-report."""
+
+__version__ = "0.1.0"
