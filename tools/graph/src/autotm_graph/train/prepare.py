@@ -1,0 +1,544 @@
+"""Turn an inference graph into a clean forward graph at the training batch.
+
+What comes out has: static shapes for every tensor at ``--batch``; no Constant, Identity or
+shape-arithmetic nodes (they are folded into constants, so a Shape/Gather/Unsqueeze/Concat
+chain feeding a Reshape becomes a plain constant computed at the new batch); Reshape shape
+constants exported at another batch re-batched and made fully concrete; every op in the
+canonical training form listed in :mod:`autotm_graph.opset` (BatchNormalization as
+BatchNormInternal, MaxPool with its Indices, Dropout in training mode with its mask,
+HardSwish as HardSigmoid times X, explicit Conv/pool attributes); nodes that do not lead to
+the logits removed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from autotm_schemas import BadInputError
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from ..opset import FORWARD, MS
+from .graph import TensorInfo, WorkGraph, attributes, infer_outputs, info_from_type, set_attribute
+
+INIT_METADATA_KEY = "autotm.init"
+
+# Ops that are evaluated once at build time when all their inputs are constants.
+_NEVER_FOLD = {"Dropout", "BatchNormalization"}
+# Folded constants larger than this stay computations (a folded weight would stop training).
+_FOLD_LIMIT = 1 << 20
+
+
+@dataclass
+class Forward:
+    """The forward graph ready for differentiation."""
+
+    graph: WorkGraph
+    data_inputs: list[str]
+    logits: str
+    file_params: set[str]  # initializers of the file: the candidate parameters
+    input_params: dict[str, dict[str, Any]]  # graph inputs with a seeded init spec
+    running_stats: dict[str, str] = field(default_factory=dict)  # BN mean/var -> updated name
+
+
+def check_supported(model: onnx.ModelProto, source: str) -> None:
+    """Exit-2 error naming every unsupported op type and one node of each."""
+    bad: dict[str, str] = {}
+    for node in model.graph.node:
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        key = node.op_type if not domain else f"{domain}:{node.op_type}"
+        if (domain or node.op_type not in FORWARD) and key not in bad:
+            bad[key] = node.name or f"#{list(model.graph.node).index(node)}"
+    if bad:
+        listed = ", ".join(f"{op} (node {name!r})" for op, name in sorted(bad.items()))
+        raise BadInputError(f"{source}: unsupported ops: {listed}")
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def _upgrade(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    """Bring a graph older than opset 13 up to 17 (Split/Squeeze/Softmax semantics changed)."""
+    version = _default_opset(model)
+    if version >= 13:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, 17)
+    except Exception as exc:
+        raise BadInputError(
+            f"{source}: opset {version}: expected opset 13 or newer ({exc})".splitlines()[0]
+        ) from None
+
+
+def _topological(nodes: list[onnx.NodeProto], known: set[str], source: str) -> list[onnx.NodeProto]:
+    ready = set(known)
+    remaining = list(nodes)
+    ordered: list[onnx.NodeProto] = []
+    while remaining:
+        progress = []
+        rest = []
+        for node in remaining:
+            if all(not n or n in ready for n in node.input):
+                progress.append(node)
+                ready.update(o for o in node.output if o)
+            else:
+                rest.append(node)
+        if not progress:
+            missing = sorted({n for node in rest for n in node.input if n and n not in ready})
+            raise BadInputError(f"{source}: tensors {missing[:5]} are used but never produced")
+        ordered.extend(progress)
+        remaining = rest
+    return ordered
+
+
+def prepare(model: onnx.ModelProto, batch: int, source: str) -> Forward:
+    """The forward graph of ``model`` at ``batch``, in canonical training form."""
+    check_supported(model, source)
+    model = _upgrade(model, source)
+    opset = _default_opset(model)
+    g = WorkGraph(source)
+    onnx_graph = model.graph
+    every = [n for node in onnx_graph.node for n in (*node.input, *node.output)]
+    every += [v.name for v in (*onnx_graph.input, *onnx_graph.output)]
+    every += [t.name for t in onnx_graph.initializer]
+    for name in every:
+        g.names.take(name)
+    for node in onnx_graph.node:
+        if node.name:
+            g.node_names.take(node.name)
+
+    file_params: set[str] = set()
+    for init in onnx_graph.initializer:
+        array = numpy_helper.to_array(init)
+        g.consts[init.name] = array
+        g.info[init.name] = TensorInfo(tuple(int(d) for d in array.shape), array.dtype)
+        file_params.add(init.name)
+    from_file = set(file_params)  # constants whose values came from the file (re-batchable)
+
+    props = {p.key: p.value for p in model.metadata_props}
+    try:
+        specs = json.loads(props.get(INIT_METADATA_KEY, "{}"))
+        if not isinstance(specs, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise BadInputError(
+            f"{source}: metadata {INIT_METADATA_KEY}: expected a JSON object ({exc})"
+        ) from None
+
+    input_params: dict[str, dict[str, Any]] = {}
+    data_inputs: list[str] = []
+    old_batch: int | None = None
+    for value in onnx_graph.input:
+        if value.name in g.consts:
+            continue
+        what = f"{source}: input {value.name!r}"
+        if value.name in specs:
+            g.info[value.name] = info_from_type(value.type, what)
+            input_params[value.name] = dict(specs[value.name])
+            continue
+        tt = value.type.tensor_type
+        dims = list(tt.shape.dim)
+        if not dims:
+            raise BadInputError(f"{what}: expected a tensor with a batch dimension")
+        if dims[0].HasField("dim_value") and old_batch is None:
+            old_batch = int(dims[0].dim_value)
+        for i, d in enumerate(dims[1:], start=1):
+            if not d.HasField("dim_value"):
+                raise BadInputError(
+                    f"{what}: dimension {i}: expected a static size, got {d.dim_param or '?'!r}"
+                )
+        shape = (batch, *(int(d.dim_value) for d in dims[1:]))
+        g.info[value.name] = TensorInfo(shape, helper.tensor_dtype_to_np_dtype(tt.elem_type))
+        data_inputs.append(value.name)
+    if not data_inputs:
+        raise BadInputError(f"{source}: expected at least one data input (graph input)")
+    if not onnx_graph.output:
+        raise BadInputError(f"{source}: expected a graph output (the logits)")
+
+    state = _State(g, batch, old_batch, opset, from_file, file_params | set(input_params))
+    for node in _topological(list(onnx_graph.node), set(g.info), source):
+        state.visit(node)
+
+    logits = state.alias.get(onnx_graph.output[0].name, onnx_graph.output[0].name)
+    producer = {o: n for n in g.nodes for o in n.output}
+    while logits in producer and producer[logits].op_type in ("Softmax", "LogSoftmax"):
+        logits = producer[logits].input[0]  # probabilities or log-probabilities: loss on logits
+    if logits not in g.info or logits in g.consts:
+        raise BadInputError(f"{source}: output {logits!r}: expected computed logits")
+    shape = g.shape(logits)
+    if len(shape) != 2 or shape[0] != batch:
+        raise BadInputError(
+            f"{source}: output {logits!r}: expected logits of shape [batch, classes], got {list(shape)}"
+        )
+    g.nodes = _live(g.nodes, logits)
+    used = {n for node in g.nodes for n in node.input if n}
+    g.consts = {k: v for k, v in g.consts.items() if k in used}
+    return Forward(
+        graph=g,
+        data_inputs=[d for d in data_inputs if d in used],
+        logits=logits,
+        file_params={p for p in file_params if p in g.consts},
+        input_params={k: v for k, v in input_params.items() if k in used},
+        running_stats=state.running_stats,
+    )
+
+
+def _live(nodes: list[onnx.NodeProto], target: str) -> list[onnx.NodeProto]:
+    needed = {target}
+    keep = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(n for n in node.input if n)
+    return keep[::-1]
+
+
+class _State:
+    """Visits the source nodes in order, folding, normalising and inferring shapes."""
+
+    def __init__(
+        self,
+        g: WorkGraph,
+        batch: int,
+        old_batch: int | None,
+        opset: int,
+        from_file: set[str],
+        params: set[str],
+    ) -> None:
+        self.g = g
+        self.batch = batch
+        self.old_batch = old_batch
+        self.opset = opset
+        self.from_file = from_file
+        self.params = params
+        self.alias: dict[str, str] = {}
+        self.running_stats: dict[str, str] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _const(self, name: str, node: onnx.NodeProto, what: str) -> np.ndarray:
+        if name not in self.g.consts:
+            raise BadInputError(f"{self.g.where(node)}: {what}: expected a constant")
+        return self.g.consts[name]
+
+    def _is_param(self, name: str) -> bool:
+        info = self.g.info.get(name)
+        return (
+            name in self.params
+            and info is not None
+            and np.issubdtype(info.dtype, np.floating)
+            and len(info.shape) >= 1
+        )
+
+    def _emit(self, node: onnx.NodeProto) -> None:
+        if not node.name:
+            node.name = self.g.node_names.fresh(node.output[0] or node.op_type)
+        if node.domain == MS and node.op_type == "BatchNormInternal":
+            x, c = self.g.info[node.input[0]], self.g.info[node.input[1]]
+            infos = [x, c, c, c, c]
+        else:
+            infos = infer_outputs(self.g, node)
+        for name, info in zip([o for o in node.output if o], infos, strict=True):
+            self.g.info[name] = info
+        self.g.nodes.append(node)
+
+    # -- the visit -------------------------------------------------------------------------
+    def visit(self, source_node: onnx.NodeProto) -> None:
+        node = onnx.NodeProto()
+        node.CopyFrom(source_node)
+        node.domain = ""
+        for i, name in enumerate(node.input):
+            if name in self.alias:
+                node.input[i] = self.alias[name]
+        op = node.op_type
+        if op == "Identity":
+            self.alias[node.output[0]] = node.input[0]
+            return
+        if op == "Constant":
+            self.g.consts[node.output[0]] = _evaluate(node, [], max(self.opset, 17))[0]
+            self.g.info[node.output[0]] = _info(self.g.consts[node.output[0]])
+            self.from_file.add(node.output[0])
+            return
+        if self._foldable(node):
+            self._fold(node)
+            return
+        if FORWARD[op].backward is None and op != "Gather":
+            raise BadInputError(
+                f"{self.g.where(node)}: expected constant inputs at the fixed batch "
+                f"({op} is supported only as shape arithmetic)"
+            )
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is not None:
+            handler(node)
+        else:
+            self._emit(node)
+
+    def _foldable(self, node: onnx.NodeProto) -> bool:
+        if node.op_type in _NEVER_FOLD:
+            return False
+        if node.op_type in ("Shape", "Size"):
+            return node.input[0] in self.g.info
+        inputs = [n for n in node.input if n]
+        return all(n in self.g.consts and not self._is_param(n) for n in inputs)
+
+    def _fold(self, node: onnx.NodeProto) -> None:
+        if node.op_type == "Shape":
+            attrs = attributes(node)
+            shape = np.array(self.g.shape(node.input[0]), dtype=np.int64)
+            outputs = [shape[attrs.get("start", 0) : attrs.get("end", len(shape))]]
+        elif node.op_type == "Size":
+            outputs = [np.array(self.g.info[node.input[0]].size, dtype=np.int64)]
+        else:
+            values = [self.g.consts[n] if n else None for n in node.input]
+            outputs = _evaluate(node, values, max(self.opset, 17))
+        for name, value in zip(node.output, outputs, strict=False):
+            if name:
+                if value.size > _FOLD_LIMIT:
+                    raise BadInputError(f"{self.g.where(node)}: folded constant too large")
+                self.g.consts[name] = value
+                self.g.info[name] = _info(value)
+
+    # -- canonical forms -------------------------------------------------------------------
+    def _op_Conv(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        kernel = list(self.g.shape(node.input[1])[2:])
+        _pool_attrs(node, attrs, kernel, self.g.shape(node.input[0]), self.g.where(node))
+        set_attribute(node, "dilations", attrs.get("dilations", [1] * len(kernel)))
+        set_attribute(node, "group", int(attrs.get("group", 1)))
+        self._emit(node)
+
+    def _op_MaxPool(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        kernel = list(attrs["kernel_shape"])
+        _pool_attrs(node, attrs, kernel, self.g.shape(node.input[0]), self.g.where(node))
+        set_attribute(node, "dilations", attrs.get("dilations", [1] * len(kernel)))
+        set_attribute(node, "ceil_mode", int(attrs.get("ceil_mode", 0)))
+        set_attribute(node, "storage_order", 0)
+        if len(node.output) < 2 or not node.output[1]:
+            indices = self.g.names.fresh(f"{node.output[0]}_indices")
+            del node.output[1:]
+            node.output.append(indices)
+        self._emit(node)
+
+    def _op_AveragePool(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        kernel = list(attrs["kernel_shape"])
+        if any(d != 1 for d in attrs.get("dilations", [])):
+            raise BadInputError(f"{self.g.where(node)}: expected AveragePool without dilations")
+        _pool_attrs(node, attrs, kernel, self.g.shape(node.input[0]), self.g.where(node))
+        for drop in ("dilations",):
+            _drop_attribute(node, drop)
+        set_attribute(node, "ceil_mode", int(attrs.get("ceil_mode", 0)))
+        set_attribute(node, "count_include_pad", int(attrs.get("count_include_pad", 0)))
+        self._emit(node)
+
+    def _op_BatchNormalization(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        x, scale, bias, mean, var = node.input[:5]
+        for stat in (mean, var):
+            if stat not in self.params:
+                raise BadInputError(
+                    f"{self.g.where(node)}: running statistic {stat!r}: expected an "
+                    "initializer or a graph input with an init spec"
+                )
+        y = node.output[0]
+        outs = [y]
+        for stat in (mean, var):
+            if stat in self.running_stats:
+                raise BadInputError(
+                    f"{self.g.where(node)}: running statistic {stat!r}: expected it to be "
+                    "used by one BatchNormalization only"
+                )
+            self.running_stats[stat] = self.g.names.fresh(f"{stat}_updated")
+            outs.append(self.running_stats[stat])
+        outs += [self.g.names.fresh(f"{y}_saved_mean"), self.g.names.fresh(f"{y}_saved_inv_std")]
+        new = helper.make_node(
+            "BatchNormInternal",
+            [x, scale, bias, mean, var],
+            outs,
+            name=node.name,
+            domain=MS,
+            epsilon=float(attrs.get("epsilon", 1e-5)),
+            momentum=float(attrs.get("momentum", 0.9)),
+            training_mode=1,
+        )
+        self._emit(new)
+
+    def _op_Dropout(self, node: onnx.NodeProto) -> None:
+        ratio_name = node.input[1] if len(node.input) > 1 else ""
+        ratio = float(self._const(ratio_name, node, "ratio")) if ratio_name else 0.5
+        if ratio == 0.0:
+            self.alias[node.output[0]] = node.input[0]
+            return
+        ratio_const = self.g.const(np.array(ratio, np.float32), f"{node.output[0]}_ratio")
+        mode = self.g.const(np.array(True), f"{node.output[0]}_training_mode")
+        mask = node.output[1] if len(node.output) > 1 and node.output[1] else ""
+        mask = mask or self.g.names.fresh(f"{node.output[0]}_mask")
+        new = helper.make_node(
+            "Dropout", [node.input[0], ratio_const, mode], [node.output[0], mask], name=node.name
+        )
+        seed = attributes(node).get("seed")
+        if seed is not None:
+            set_attribute(new, "seed", int(seed))
+        self._emit(new)
+
+    def _op_HardSwish(self, node: onnx.NodeProto) -> None:
+        x, y = node.input[0], node.output[0]
+        gate = self.g.names.fresh(f"{y}_gate")
+        name = self.g.node_names.fresh(gate)
+        self._emit(helper.make_node("HardSigmoid", [x], [gate], name=name, alpha=1 / 6, beta=0.5))
+        self._emit(helper.make_node("Mul", [x, gate], [y], name=node.name))
+
+    def _op_ReduceMean(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        rank = len(self.g.shape(node.input[0]))
+        if len(node.input) > 1 and node.input[1]:  # opset 18: axes as an input
+            axes = [int(a) for a in self._const(node.input[1], node, "axes").reshape(-1)]
+            del node.input[1:]
+        else:
+            axes = list(attrs.get("axes", []))
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                self.alias[node.output[0]] = node.input[0]
+                return
+            axes = list(range(rank))
+        _drop_attribute(node, "noop_with_empty_axes")
+        set_attribute(node, "axes", sorted(a % rank for a in axes))
+        set_attribute(node, "keepdims", int(attrs.get("keepdims", 1)))
+        self._emit(node)
+
+    def _op_Split(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        shape = self.g.shape(node.input[0])
+        axis = int(attrs.get("axis", 0)) % len(shape)
+        if len(node.input) > 1 and node.input[1]:
+            sizes = [int(s) for s in self._const(node.input[1], node, "split")]
+        else:
+            parts = len(node.output)
+            step = -(-shape[axis] // parts)
+            sizes = [min(step, shape[axis] - i * step) for i in range(parts)]
+            while len(node.input) < 2:
+                node.input.append("")
+        node.input[1] = self.g.const(np.array(sizes, np.int64), f"{node.output[0]}_split")
+        _drop_attribute(node, "num_outputs")
+        set_attribute(node, "axis", axis)
+        self._emit(node)
+
+    def _op_Reshape(self, node: onnx.NodeProto) -> None:
+        self._rebatch_shape(node, 1)
+        self._emit(node)
+        concrete = np.array(self.g.shape(node.output[0]), np.int64)
+        node.input[1] = self.g.const(concrete, f"{node.output[0]}_shape")
+        _drop_attribute(node, "allowzero")
+
+    def _op_Gather(self, node: onnx.NodeProto) -> None:
+        self._emit(node)
+
+    def _op_Clip(self, node: onnx.NodeProto) -> None:
+        for i in (1, 2):
+            if len(node.input) > i and node.input[i]:
+                self._const(node.input[i], node, "min" if i == 1 else "max")
+        self._emit(node)
+
+    def _op_Squeeze(self, node: onnx.NodeProto) -> None:
+        if len(node.input) > 1 and node.input[1]:
+            self._const(node.input[1], node, "axes")
+        self._emit(node)
+
+    def _op_Unsqueeze(self, node: onnx.NodeProto) -> None:
+        self._const(node.input[1], node, "axes")
+        self._emit(node)
+
+    def _op_Slice(self, node: onnx.NodeProto) -> None:
+        for i, what in enumerate(("starts", "ends", "axes", "steps"), start=1):
+            if len(node.input) > i and node.input[i]:
+                self._const(node.input[i], node, what)
+        self._emit(node)
+
+    def _rebatch_shape(self, node: onnx.NodeProto, index: int) -> None:
+        """A shape constant written at the export batch, re-written for the training batch."""
+        name = node.input[index]
+        target = self._const(name, node, "shape").astype(np.int64).reshape(-1)
+        data = self.g.shape(node.input[0])
+        if (
+            name in self.from_file
+            and self.old_batch is not None
+            and self.old_batch != self.batch
+            and target.size
+            and int(target[0]) == self.old_batch
+            and data
+            and data[0] == self.batch
+        ):
+            target = target.copy()
+            target[0] = self.batch
+            node.input[index] = self.g.const(target, f"{name}_rebatched")
+
+
+def _info(value: np.ndarray) -> TensorInfo:
+    return TensorInfo(tuple(int(d) for d in value.shape), value.dtype)
+
+
+def _drop_attribute(node: onnx.NodeProto, name: str) -> None:
+    for i, attr in enumerate(node.attribute):
+        if attr.name == name:
+            del node.attribute[i]
+            return
+
+
+def _pool_attrs(
+    node: onnx.NodeProto, attrs: dict[str, Any], kernel: list[int], x: tuple[int, ...], where: str
+) -> None:
+    """Explicit kernel_shape, strides and pads; auto_pad resolved (SAME_* as ONNX defines)."""
+    spatial = len(kernel)
+    strides = list(attrs.get("strides", [1] * spatial))
+    dilations = list(attrs.get("dilations", [1] * spatial))
+    pads = list(attrs.get("pads", [0] * (2 * spatial)))
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0] * (2 * spatial)
+        for i in range(spatial):
+            size = x[2 + i]
+            out = -(-size // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+            small, big = total // 2, total - total // 2
+            pads[i], pads[i + spatial] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+    elif auto_pad == "VALID":
+        pads = [0] * (2 * spatial)
+    elif auto_pad != "NOTSET":
+        raise BadInputError(f"{where}: auto_pad {auto_pad!r}: expected NOTSET, SAME_* or VALID")
+    _drop_attribute(node, "auto_pad")
+    set_attribute(node, "kernel_shape", kernel)
+    set_attribute(node, "strides", strides)
+    set_attribute(node, "pads", pads)
+
+
+def _evaluate(
+    node: onnx.NodeProto, values: list[np.ndarray | None], opset: int
+) -> list[np.ndarray]:
+    """Run one standard node on constant inputs with the ONNX reference evaluator."""
+    names = [f"in{i}" if v is not None else "" for i, v in enumerate(values)]
+    probe = helper.make_node(
+        node.op_type, names, [f"out{i}" for i in range(len(node.output))], domain=""
+    )
+    probe.attribute.extend(node.attribute)
+    inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+        for n, v in zip(names, values, strict=True)
+        if v is not None
+    ]
+    outputs = [helper.make_tensor_value_info(o, 0, None) for o in probe.output]
+    model = helper.make_model(
+        helper.make_graph([probe], "fold", inputs, outputs),
+        opset_imports=[helper.make_opsetid("", opset)],
+        ir_version=8,
+    )
+    feeds = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+    results = ReferenceEvaluator(model).run(None, feeds)
+    return [np.asarray(r) for r in results]
