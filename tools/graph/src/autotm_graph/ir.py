@@ -24,6 +24,14 @@ from onnx import helper, numpy_helper
 
 TRAINING_METADATA_KEY = "autotm.training"
 TRAINING_FORMAT = "autotm.training/1"
+#: Seeded initialiser specs of an inference graph's weight-less parameters ({name: spec}),
+#: written by `autotm-graph zoo --weights seeded`; a training graph keeps them in
+#: ``autotm.training`` instead.
+INIT_METADATA_KEY = "autotm.init"
+#: What `autotm-graph zoo` built: {"network", "batch", "image_size", "classes", ...}.
+ZOO_METADATA_KEY = "autotm.zoo"
+#: BatchNormalization input positions that hold running statistics (not trained by SGD).
+_RUNNING_STAT_INPUTS = (3, 4)
 TENSOR_KINDS = (
     "parameter",
     "input",
@@ -97,10 +105,41 @@ class Graph:
     tensors: dict[str, Tensor]
     meta: TrainingMeta | None
     initializer_names: frozenset[str] = field(default_factory=frozenset)
+    init_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def network(self) -> str:
-        return self.meta.network if self.meta else Path(self.path).stem
+        """The training metadata's name, else the zoo's (``autotm.zoo``), else the file stem."""
+        if self.meta is not None:
+            return self.meta.network
+        props = {p.key: p.value for p in self.model.metadata_props}
+        try:
+            name = json.loads(props.get(ZOO_METADATA_KEY, "{}")).get("network")
+        except (json.JSONDecodeError, AttributeError):
+            name = None
+        return name if isinstance(name, str) and name else Path(self.path).stem
+
+    @cached_property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """Every tensor that persists across iterations, in a stable order.
+
+        A training graph lists them in its metadata. For an inference graph they are the
+        tensors of kind ``parameter`` (float initializers and seeded inputs); those read only
+        as BatchNormalization running statistics are not trainable, and none has an
+        ``updated`` tensor yet.
+        """
+        if self.meta is not None:
+            return self.meta.parameters
+        params = []
+        for tensor in self.iter_tensors("parameter"):
+            trainable = not tensor.users or any(
+                not self._is_running_statistic_use(tensor.name, self.nodes[u]) for u in tensor.users
+            )
+            init = self.init_specs.get(tensor.name)
+            params.append(
+                Parameter(tensor.name, None, trainable, dict(init) if init is not None else None)
+            )
+        return tuple(params)
 
     def initializer(self, name: str) -> np.ndarray:
         """The data of an initializer (constants and embedded parameters)."""
@@ -139,8 +178,22 @@ class Graph:
         live = self.live_bytes_per_node()
         return int(live.max()) if len(live) else 0
 
+    @staticmethod
+    def _is_running_statistic_use(name: str, node: Node) -> bool:
+        return node.op_type == "BatchNormalization" and all(
+            i in _RUNNING_STAT_INPUTS for i, n in enumerate(node.inputs) if n == name
+        )
+
     def parameter_bytes(self) -> int:
         return sum(t.nbytes for t in self.tensors.values() if t.kind == "parameter")
+
+    def parameter_count(self, trainable_only: bool = True) -> int:
+        """Number of parameter elements (trainable ones only, as papers count them)."""
+        return sum(
+            int(np.prod(self.tensors[p.name].shape, dtype=np.int64))
+            for p in self.parameters
+            if p.trainable or not trainable_only
+        )
 
     def op_histogram(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -279,31 +332,62 @@ def _training_meta(model: onnx.ModelProto, path: str) -> TrainingMeta | None:
         ) from None
 
 
-def _tensor_kind(
-    name: str,
-    producer: int | None,
-    meta: TrainingMeta | None,
-    graph_inputs: set[str],
-    graph_outputs: set[str],
-    initializers: set[str],
-    loss_node: int | None,
-) -> str:
-    if meta is not None:
-        if any(p.name == name for p in meta.parameters):
-            return "parameter"
-        if any(p.updated == name for p in meta.parameters):
+@dataclass(frozen=True)
+class _KindContext:
+    """What deciding a tensor's kind needs, as sets (a large graph has ten thousand tensors)."""
+
+    training: bool
+    parameters: frozenset[str]  # training: metadata; inference: seeded inputs (autotm.init)
+    updated: frozenset[str]
+    data_inputs: frozenset[str]
+    graph_inputs: frozenset[str]
+    graph_outputs: frozenset[str]
+    initializers: frozenset[str]
+    constant_outputs: frozenset[str]  # outputs of Constant nodes
+    loss_node: int | None
+
+
+def _tensor_kind(name: str, producer: int | None, dtype: np.dtype[Any], ctx: _KindContext) -> str:
+    if name in ctx.parameters:
+        return "parameter"
+    if ctx.training:
+        if name in ctx.updated:
             return "updated_parameter"
-        if name in meta.data_inputs:
+        if name in ctx.data_inputs:
             return "input"
-    if name in graph_outputs:
+    if name in ctx.graph_outputs:
         return "output"
+    if name in ctx.constant_outputs:
+        return "constant"
     if producer is None:
-        if name in graph_inputs:
+        if name in ctx.graph_inputs:
             return "input"
-        return "parameter" if meta is None and name in initializers else "constant"
-    if loss_node is not None and producer > loss_node:
+        # An inference graph's float initializers are its weights; integer ones (Reshape
+        # shapes and the like) are constants.
+        if not ctx.training and name in ctx.initializers and np.issubdtype(dtype, np.floating):
+            return "parameter"
+        return "constant"
+    if ctx.loss_node is not None and producer > ctx.loss_node:
         return "gradient"
     return "activation"
+
+
+def _init_specs(model: onnx.ModelProto, path: str) -> dict[str, dict[str, Any]]:
+    """The ``autotm.init`` metadata of an inference graph: {parameter name: seeded spec}."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if INIT_METADATA_KEY not in props:
+        return {}
+    try:
+        raw = json.loads(props[INIT_METADATA_KEY])
+    except json.JSONDecodeError as exc:
+        raise BadInputError(
+            f"{path}: metadata {INIT_METADATA_KEY}: expected JSON ({exc.msg})"
+        ) from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise BadInputError(
+            f"{path}: metadata {INIT_METADATA_KEY}: expected an object of init specs by name"
+        )
+    return raw
 
 
 def load_graph(path: str | Path) -> Graph:
@@ -338,7 +422,25 @@ def load_graph(path: str | Path) -> Graph:
     initializers = {t.name for t in graph.initializer}
     graph_inputs = {i.name for i in graph.input} - initializers
     graph_outputs = {o.name for o in graph.output}
-    loss_node = producers.get(meta.loss) if meta else None
+    init_specs = _init_specs(model, name) if meta is None else {}
+    for param_name in init_specs:
+        if param_name not in graph_inputs:
+            raise BadInputError(
+                f"{name}: metadata {INIT_METADATA_KEY}: {param_name!r} is not a graph input"
+            )
+    ctx = _KindContext(
+        training=meta is not None,
+        parameters=frozenset(p.name for p in meta.parameters) if meta else frozenset(init_specs),
+        updated=frozenset(p.updated for p in meta.parameters if p.updated) if meta else frozenset(),
+        data_inputs=frozenset(meta.data_inputs) if meta else frozenset(),
+        graph_inputs=frozenset(graph_inputs),
+        graph_outputs=frozenset(graph_outputs),
+        initializers=frozenset(initializers),
+        constant_outputs=frozenset(
+            o for n in nodes if n.op_type == "Constant" and not n.domain for o in n.outputs if o
+        ),
+        loss_node=producers.get(meta.loss) if meta else None,
+    )
     names = list(
         dict.fromkeys(
             [
@@ -356,9 +458,7 @@ def load_graph(path: str | Path) -> Graph:
             )
         shape, dtype = shapes[tensor_name]
         producer = producers.get(tensor_name)
-        kind = _tensor_kind(
-            tensor_name, producer, meta, graph_inputs, graph_outputs, initializers, loss_node
-        )
+        kind = _tensor_kind(tensor_name, producer, np.dtype(dtype), ctx)
         tensors[tensor_name] = Tensor(
             tensor_name, shape, np.dtype(dtype), kind, producer, tuple(users.get(tensor_name, ()))
         )
@@ -370,6 +470,7 @@ def load_graph(path: str | Path) -> Graph:
         tensors=tensors,
         meta=meta,
         initializer_names=frozenset(initializers),
+        init_specs=init_specs,
     )
 
 
