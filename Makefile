@@ -5,6 +5,7 @@
 #   make test        the test suite (installs first)
 #   make lint        ruff and mypy over every package, hadolint over every Dockerfile
 #   make reproduce   the whole workflow on the embedded default suite, ending with the report
+#   make images      build one container image per tool (needs a docker engine)
 #   make clean       remove build outputs (keeps .venv; `make distclean` removes it too)
 
 SHELL := bash
@@ -23,7 +24,7 @@ MEMBERS_PYPROJECT := $(wildcard schemas/pyproject.toml tools/*/pyproject.toml)
 .PHONY: help install test lint reproduce clean distclean
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -44,6 +45,7 @@ lint: $(VENV_STAMP)
 	.venv/bin/mypy schemas/src tools/*/src tests benchmarks
 	@if ls containers/*/Dockerfile* >/dev/null 2>&1; then .venv/bin/hadolint containers/*/Dockerfile*; fi
 
+include containers/containers.mk
 -include reproduce.mk
 
 clean:
