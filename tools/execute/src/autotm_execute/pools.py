@@ -1,0 +1,243 @@
+"""Memory pools: one large allocation per tier, tensors viewed at byte offsets inside it.
+
+The plan gives every tensor residency a byte offset in its tier's pool (a multiple of 4096), so
+a pool is nothing but one allocation and :meth:`Pool.view`, which returns an array of the
+requested shape and dtype at an offset, sharing the pool's memory. No tensor is ever allocated
+on its own: what the run uses is what the pools hold, which is what peak RSS is compared with.
+
+Kinds:
+
+* :class:`AnonymousPool` -- anonymous memory (``mmap``), optionally bound to a NUMA node;
+  pages are committed on first touch, so untouched parts of a pool cost nothing.
+* :class:`FilePool` -- a pool file in a directory, preallocated and mapped shared; on an
+  fsdax-mounted PMM namespace this is App Direct persistent memory. The file is unlinked right
+  after mapping, so a crash leaves nothing behind.
+* :class:`CudaDevicePool`, :class:`PinnedHostPool`, :class:`ManagedPool` -- the GPU tiers
+  (cupy is imported only when one is opened).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from autotm_schemas import BadInputError
+
+from . import numa
+
+ALIGNMENT = 4096
+Array = Any  # numpy or cupy array
+
+
+def align_up(nbytes: int, alignment: int = ALIGNMENT) -> int:
+    return -(-int(nbytes) // alignment) * alignment
+
+
+class Pool:
+    """One tier's allocation. Subclasses set ``_buffer`` (1-D uint8) and ``xp``."""
+
+    xp: ModuleType = np
+    kind: str = "dram"
+
+    def __init__(self, size_bytes: int) -> None:
+        self.size_bytes = int(size_bytes)
+        self._buffer: Array = np.empty(0, np.uint8)
+
+    def view(self, offset: int, shape: tuple[int, ...], dtype: Any) -> Array:
+        """An array of ``shape``/``dtype`` over ``[offset, offset + nbytes)`` of the pool."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset < 0 or offset + nbytes > self.size_bytes:
+            raise ValueError(
+                f"view [{offset}, {offset + nbytes}) outside the pool of {self.size_bytes} bytes"
+            )
+        return self._buffer[offset : offset + nbytes].view(dtype).reshape(shape)
+
+    def bytes_view(self, offset: int, nbytes: int) -> Array:
+        """The raw bytes ``[offset, offset + nbytes)`` as a 1-D uint8 array."""
+        return self.view(offset, (int(nbytes),), np.uint8)
+
+    def close(self) -> None:
+        """Release the memory; views taken earlier must not be used afterwards."""
+        self._buffer = self.xp.empty(0, np.uint8)
+
+
+class AnonymousPool(Pool):
+    """Anonymous host memory, page aligned; bound to ``numa_node`` when given."""
+
+    def __init__(self, size_bytes: int, numa_node: int | None = None) -> None:
+        super().__init__(size_bytes)
+        self.numa_node = numa_node
+        self.kind = "dram" if numa_node is None else "numa"
+        self._map: mmap.mmap | None = None
+        if self.size_bytes == 0:
+            return
+        self._map = mmap.mmap(-1, self.size_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._buffer = np.frombuffer(self._map, dtype=np.uint8)
+        if numa_node is not None:
+            numa.bind(int(self._buffer.ctypes.data), self.size_bytes, numa_node)
+
+    def close(self) -> None:
+        super().close()
+        if self._map is not None:
+            with contextlib.suppress(BufferError):  # a caller still holds a view: GC frees it
+                self._map.close()
+            self._map = None
+
+
+def check_slow_dir(directory: str | os.PathLike[str], nbytes: int) -> None:
+    """Refuse a slow-tier directory that is missing, unwritable or too full; one line each."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise BadInputError(f"--slow-dir {directory}: expected an existing directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BadInputError(f"--slow-dir {directory}: expected a writable directory")
+    stats = os.statvfs(path)
+    free = stats.f_bavail * stats.f_frsize
+    if nbytes > free:
+        raise BadInputError(
+            f"--slow-dir {directory}: the slow pool needs {nbytes} bytes, the file system has "
+            f"{free} bytes free"
+        )
+
+
+def mount_of(directory: str | os.PathLike[str], mounts: str | None = None) -> tuple[str, str, str]:
+    """(mount point, file system type, options) of the mount holding ``directory``."""
+    target = os.path.realpath(directory)
+    text = mounts if mounts is not None else Path("/proc/mounts").read_text()
+    best = ("/", "", "")
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, fields[2], fields[3])
+    return best
+
+
+def is_dax(directory: str | os.PathLike[str], mounts: str | None = None) -> bool | None:
+    """Whether ``directory`` is on a DAX mount: True, False, or None when per-inode (unknown).
+
+    ext4 and xfs mounted with ``dax`` or ``dax=always`` map files straight onto the persistent
+    memory; ``dax=inode`` leaves it to a per-file flag, which this does not inspect.
+    """
+    _, _, options = mount_of(directory, mounts)
+    for option in options.split(","):
+        if option in ("dax", "dax=always"):
+            return True
+        if option == "dax=inode":
+            return None
+    return False
+
+
+class FilePool(Pool):
+    """A pool file in ``directory``, preallocated and mapped shared, unlinked once mapped."""
+
+    kind = "file"
+
+    def __init__(self, size_bytes: int, directory: str | os.PathLike[str]) -> None:
+        super().__init__(size_bytes)
+        self.directory = str(directory)
+        self.dax = is_dax(directory)
+        self._map: mmap.mmap | None = None
+        check_slow_dir(directory, self.size_bytes)
+        if self.size_bytes == 0:
+            return
+        try:
+            fd, name = tempfile.mkstemp(prefix="autotm-pool-", suffix=".bin", dir=directory)
+        except OSError as exc:
+            raise BadInputError(
+                f"--slow-dir {directory}: expected a writable directory ({exc.strerror})"
+            ) from None
+        try:
+            try:
+                os.posix_fallocate(fd, 0, self.size_bytes)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    what = "is full" if exc.errno == errno.ENOSPC else f"failed: {exc.strerror}"
+                    raise BadInputError(
+                        f"--slow-dir {directory}: preallocating the {self.size_bytes}-byte slow "
+                        f"pool {what}"
+                    ) from None
+                os.ftruncate(fd, self.size_bytes)  # file systems without fallocate
+            self._map = mmap.mmap(fd, self.size_bytes, flags=mmap.MAP_SHARED)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+        self._buffer = np.frombuffer(self._map, dtype=np.uint8)
+
+    def close(self) -> None:
+        super().close()
+        if self._map is not None:
+            with contextlib.suppress(BufferError):
+                self._map.close()
+            self._map = None
+
+
+def _cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError:
+        raise BadInputError(
+            "--device cuda: expected cupy (install autotm-execute[cuda] on a CUDA machine)"
+        ) from None
+    return cupy
+
+
+class CudaDevicePool(Pool):
+    """Device memory of the current GPU: the fast tier on a GPU."""
+
+    kind = "cuda-device"
+
+    def __init__(self, size_bytes: int) -> None:
+        super().__init__(size_bytes)
+        cp = _cupy()
+        self.xp = cp
+        self._memory = cp.cuda.alloc(max(self.size_bytes, 1))
+        self._buffer = cp.ndarray((self.size_bytes,), np.uint8, memptr=self._memory)
+
+    def close(self) -> None:
+        self._buffer = None
+        self._memory = None
+
+
+class PinnedHostPool(Pool):
+    """Page-locked host memory the GPU copies to and from at full PCIe speed: the slow tier."""
+
+    kind = "cuda-pinned-host"
+
+    def __init__(self, size_bytes: int) -> None:
+        super().__init__(size_bytes)
+        cp = _cupy()
+        self._memory = cp.cuda.alloc_pinned_memory(max(self.size_bytes, 1))
+        self._buffer = np.frombuffer(self._memory, np.uint8, self.size_bytes)
+
+    def close(self) -> None:
+        super().close()
+        self._memory = None
+
+
+class ManagedPool(Pool):
+    """CUDA managed (unified) memory: one pool the driver pages between host and device."""
+
+    kind = "cuda-device"
+
+    def __init__(self, size_bytes: int) -> None:
+        super().__init__(size_bytes)
+        cp = _cupy()
+        self.xp = cp
+        self._memory = cp.cuda.malloc_managed(max(self.size_bytes, 1))
+        self._buffer = cp.ndarray((self.size_bytes,), np.uint8, memptr=self._memory)
+
+    def close(self) -> None:
+        self._buffer = None
+        self._memory = None
