@@ -13,7 +13,7 @@ out of the fast pool and counts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -28,6 +28,10 @@ class TensorSpec:
 
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
+    #: The data of an input known when binding (an initializer or a ``Constant`` output), or
+    #: None. Kernels whose meaning depends on an integer input (``ReduceSum`` axes, ``Slice``
+    #: starts and ends) read it here once instead of reading a device buffer at every run.
+    value: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
