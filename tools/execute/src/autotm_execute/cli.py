@@ -62,6 +62,8 @@ examples:
   autotm-execute train.onnx -o allfast.json
   autotm-execute train.onnx --plan plan.json --iterations 10 --verify -o run.json
   autotm-execute train.onnx --mode 2lm --fast-memory 2GiB -o 2lm.json
+  autotm-execute train.onnx --plan plan.json --device cuda --verify -o gpu.json
+  autotm-execute train.onnx --mode unified --device cuda --fast-memory 10GB -o unified.json
   autotm-execute train.onnx --plan plan.json --simulate --profile profile/ -o predicted.json"""
 
 
@@ -85,7 +87,8 @@ def build_parser() -> ArgumentParser:
         "--mode",
         choices=("plan", "all-fast", "2lm", "unified"),
         help="plan (with --plan, the default then), all-fast (the default without), 2lm (DRAM "
-        "as a cache of the slow tier), unified (CUDA managed memory)",
+        "as a cache of the slow tier), unified (CUDA managed memory; with --fast-memory or "
+        "--ratio only that much of it is preferred on the device, the rest on the host)",
     )
     parser.add_argument(
         "--ratio",
@@ -205,7 +208,9 @@ def open_run_tiers(
     mode: str, options: TierOptions, sizes: dict[str, int], budget: int | None
 ) -> Tiers:
     if mode == "unified":
-        return open_unified(options, sizes["fast"])
+        # --fast-memory (or --ratio) is the budget here, not a cap on the pool: the managed
+        # pool holds the whole footprint and only its first `budget` bytes prefer the device.
+        return open_unified(replace(options, fast_memory=None), sizes["fast"], budget)
     if mode == "2lm":
         model = resolve_device_model(options)
         if model is not None and budget is None:
@@ -262,6 +267,9 @@ def run_real(
         executor.close()
         rss = peak_rss_bytes()
         description = tiers.describe()
+        temporaries = tiers.temporaries_bytes()
+        if temporaries is not None:  # GPU: device memory kernels took beside the pools
+            description["fast"]["temporaries_bytes"] = temporaries
         model = tiers.device_model
         fingerprint = machine_fingerprint(tiers)
         # Emulation shaped the timings only where it charged something: a penalty, a held copy.

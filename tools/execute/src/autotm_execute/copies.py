@@ -175,11 +175,14 @@ class AsyncCopier:
 
 
 class CudaAsyncCopier(AsyncCopier):
-    """Asynchronous copies on a CUDA stream of their own, ordered after the compute stream.
+    """Asynchronous copies on a CUDA stream of their own, ordered against the compute stream.
 
     ``submit`` makes the copy stream wait for everything already queued on the compute stream
-    (the kernel that produced the source must have finished), and ``wait`` makes the compute
-    stream wait for the copy: the device enforces the order, the host does not block.
+    (the kernel that produced the source, and the last use of the destination's bytes, must
+    be done), and ``wait`` makes the compute stream wait for the copy: the device enforces the
+    order and the host never blocks. The copy stream is non-blocking, so it does not
+    synchronise with the legacy default stream the kernels run on. Each copy is bracketed by
+    timing events (:meth:`copy_seconds`); the ordering events are created without timing.
     """
 
     def __init__(self) -> None:  # no thread: the stream is the copy engine
@@ -191,7 +194,9 @@ class CudaAsyncCopier(AsyncCopier):
     def submit(self, dst: Array, src: Array, hold_s: float = 0.0) -> Ticket:
         cp = self._cupy
         ticket = Ticket(nbytes=int(src.nbytes), submitted=time.perf_counter())
-        self.stream.wait_event(cp.cuda.get_current_stream().record())
+        ready = cp.cuda.Event(disable_timing=True)
+        ready.record(cp.cuda.get_current_stream())
+        self.stream.wait_event(ready)
         ticket.start_event = self.stream.record()
         copy_into(dst, src, stream=self.stream, blocking=False)
         ticket.event = self.stream.record()

@@ -16,7 +16,11 @@ The hot loop touches only precomputed per-node tuples, so the executor's own Pyt
 kernel stays well under a microsecond (benchmarks/execute_dispatch.py measures it).
 
 On a GPU, kernels and synchronous copies run on the current stream and are timed with CUDA
-events; the host synchronises once per iteration.
+events (kernel start and end; for nodes with moves also the waits for copy events and the
+synchronous copies); asynchronous copies run on the copier's own stream, ordered by events in
+both directions (:class:`autotm_execute.copies.CudaAsyncCopier`); the host synchronises once
+per iteration. Initial values are written before the iteration and, for a managed pool (the
+unified-memory baseline), each part of it is prefetched back to its preferred location then.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from autotm_graph.ir import Graph, Node
+from autotm_schemas import BadInputError
 
 from .copies import AsyncCopier, Ticket, copy_into, copy_sync, hold_until
 from .emulation import CachePenalties, kernel_penalties
@@ -198,12 +203,13 @@ class Executor:
         return steps
 
     def _prepare_cuda_events(self) -> None:
+        """Timing events per node: kernel start and end, and (nodes with moves) the start of
+        the waits for copy events and of the synchronous copies."""
         import cupy
 
-        n = len(self._steps)
         self._events = [
-            [cupy.cuda.Event() for _ in range(4)] for _ in range(n)
-        ]  # wait start, sync start, kernel start, kernel end
+            [cupy.cuda.Event() for _ in range(4 if step.has_moves else 2)] for step in self._steps
+        ]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -215,6 +221,9 @@ class Executor:
             import cupy
 
             cupy.cuda.get_current_stream().synchronize()
+            settle = getattr(self.tiers.fast, "settle", None)
+            if settle is not None:  # a managed pool: each part back where it is preferred
+                settle()
 
     @property
     def copier(self) -> AsyncCopier:
@@ -228,7 +237,7 @@ class Executor:
             self.write_initial_values()
             penalties = self.penalties_cold if index == 0 else self.penalties_steady
             if self.cuda:
-                self._iteration_cuda()
+                self._iteration_cuda_checked(index)
             else:
                 self._iteration_cpu([float(p) for p in penalties])
             if progress is not None:
@@ -276,7 +285,21 @@ class Executor:
         self.timings.sync_move_s.append(sync_s)
         self.timings.async_wait_s.append(wait_s)
 
+    def _iteration_cuda_checked(self, index: int) -> None:
+        """One GPU iteration; running out of device memory becomes a one-line error."""
+        import cupy
+
+        try:
+            self._iteration_cuda()
+        except cupy.cuda.memory.OutOfMemoryError as exc:
+            raise BadInputError(
+                f"iteration {index + 1}: device memory ran out beside the pools ({exc}); kernel "
+                "temporaries need more than is left: lower --fast-memory or the plan's budget"
+            ) from None
+
     def _iteration_cuda(self) -> None:
+        """Kernels and synchronous copies on the current stream, asynchronous copies on the
+        copier's stream ordered by events; device times from events, one host sync at the end."""
         import cupy
 
         stream = cupy.cuda.get_current_stream()
@@ -285,22 +308,22 @@ class Executor:
         n = len(self._steps)
         stream.synchronize()
         started = time.perf_counter()
-        for step in self._steps:
-            wait_start, sync_start, kernel_start, kernel_end = self._events[step.node]
-            wait_start.record(stream)
-            for move in step.waits:
-                ticket = tickets[move.index]
-                assert copier is not None and ticket is not None
-                copier.wait(ticket)
-            sync_start.record(stream)
-            for dst, src, _ in step.syncs:
-                copy_into(dst, src, stream=stream)
-            for index, dst, src, hold in step.asyncs:
-                assert copier is not None
-                tickets[index] = copier.submit(dst, src, hold)
-            kernel_start.record(stream)
+        for step, events in zip(self._steps, self._events, strict=True):
+            if step.has_moves:
+                events[2].record(stream)
+                for move in step.waits:
+                    ticket = tickets[move.index]
+                    assert copier is not None and ticket is not None
+                    copier.wait(ticket)
+                events[3].record(stream)
+                for dst, src, _ in step.syncs:  # the host does not wait: the stream orders it
+                    copy_into(dst, src, stream=stream, blocking=False)
+                for index, dst, src, hold in step.asyncs:
+                    assert copier is not None
+                    tickets[index] = copier.submit(dst, src, hold)
+            events[0].record(stream)
             step.run(cupy, step.inputs, step.outputs, step.scratch)
-            kernel_end.record(stream)
+            events[1].record(stream)
         for move in self.schedule.waits_before[n]:
             ticket = tickets[move.index]
             assert copier is not None and ticket is not None
@@ -308,11 +331,15 @@ class Executor:
         stream.synchronize()
         self.timings.iteration_s.append(time.perf_counter() - started)
         elapsed = cupy.cuda.get_elapsed_time
-        self.timings.async_wait_s.append(
-            [elapsed(e[0], e[1]) / 1e3 for e in self._events]
-        )  # the compute stream's stall on copy events
-        self.timings.sync_move_s.append([elapsed(e[1], e[2]) / 1e3 for e in self._events])
-        self.timings.kernel_s.append([elapsed(e[2], e[3]) / 1e3 for e in self._events])
+        kernel_s, wait_s, sync_s = [0.0] * n, [0.0] * n, [0.0] * n
+        for step, e in zip(self._steps, self._events, strict=True):
+            kernel_s[step.node] = float(elapsed(e[0], e[1])) / 1e3
+            if step.has_moves:  # the compute stream's stall on copy events, then its copies
+                wait_s[step.node] = float(elapsed(e[2], e[3])) / 1e3
+                sync_s[step.node] = float(elapsed(e[3], e[0])) / 1e3
+        self.timings.kernel_s.append(kernel_s)
+        self.timings.async_wait_s.append(wait_s)
+        self.timings.sync_move_s.append(sync_s)
 
     # -- results ----------------------------------------------------------------------------
 

@@ -44,17 +44,16 @@ def cpu_cores() -> int:
 
 
 def gpu_info(device: str) -> dict[str, Any] | None:
-    """Name and memory of the current GPU; None on CPU runs."""
+    """Name, memory, compute capability and CUDA versions of the current GPU; None on CPU runs.
+
+    The versions are part of the fingerprint: another cupy or driver may time kernels
+    differently, so cached timings from it are not reused.
+    """
     if device != "cuda":
         return None
-    import cupy
+    from .gpu import cupy_module, device_info
 
-    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-    name = props["name"]
-    return {
-        "name": name.decode() if isinstance(name, bytes) else str(name),
-        "memory_bytes": int(props["totalGlobalMem"]),
-    }
+    return device_info(cupy_module())
 
 
 def _identity(tiers: Tiers) -> dict[str, Any]:

@@ -184,17 +184,23 @@ class FilePool(Pool):
 
 
 def _cupy() -> ModuleType:
-    try:
-        import cupy
-    except ImportError:
-        raise BadInputError(
-            "--device cuda: expected cupy (install autotm-execute[cuda] on a CUDA machine)"
-        ) from None
-    return cupy
+    """cupy with a usable device, or BadInputError (see :func:`autotm_execute.gpu.cupy_module`)."""
+    from .gpu import cupy_module
+
+    return cupy_module()
+
+
+def _allocation_failed(what: str, nbytes: int, exc: BaseException) -> BadInputError:
+    return BadInputError(f"{what}: allocating {nbytes} bytes failed ({exc})")
 
 
 class CudaDevicePool(Pool):
-    """Device memory of the current GPU: the fast tier on a GPU."""
+    """Device memory of the current GPU, one ``cudaMalloc`` of the pool's size: the fast tier.
+
+    Allocated as a ``cupy.cuda.Memory`` (RAII) rather than through cupy's caching pool, so the
+    bytes go back to the device as soon as the pool and every view of it are gone, and free
+    device memory stays an honest measure for the next pool (``--verify`` opens one).
+    """
 
     kind = "cuda-device"
 
@@ -202,42 +208,74 @@ class CudaDevicePool(Pool):
         super().__init__(size_bytes)
         cp = _cupy()
         self.xp = cp
-        self._memory = cp.cuda.alloc(max(self.size_bytes, 1))
-        self._buffer = cp.ndarray((self.size_bytes,), np.uint8, memptr=self._memory)
+        try:
+            memory = cp.cuda.Memory(max(self.size_bytes, 1))
+        except (cp.cuda.runtime.CUDARuntimeError, cp.cuda.memory.OutOfMemoryError) as exc:
+            raise _allocation_failed("fast pool (device memory)", self.size_bytes, exc) from None
+        pointer = cp.cuda.MemoryPointer(memory, 0)
+        self._buffer = cp.ndarray((self.size_bytes,), np.uint8, memptr=pointer)
 
     def close(self) -> None:
         self._buffer = None
-        self._memory = None
 
 
 class PinnedHostPool(Pool):
-    """Page-locked host memory the GPU copies to and from at full PCIe speed: the slow tier."""
+    """Page-locked host memory the GPU copies to and from at full speed: the slow tier.
+
+    One ``cudaHostAlloc`` (``cupy.cuda.PinnedMemory``, not cupy's caching pinned pool), seen as
+    a numpy array: copies between it and device memory are truly asynchronous.
+    """
 
     kind = "cuda-pinned-host"
 
     def __init__(self, size_bytes: int) -> None:
         super().__init__(size_bytes)
         cp = _cupy()
-        self._memory = cp.cuda.alloc_pinned_memory(max(self.size_bytes, 1))
-        self._buffer = np.frombuffer(self._memory, np.uint8, self.size_bytes)
-
-    def close(self) -> None:
-        super().close()
-        self._memory = None
+        try:
+            memory = cp.cuda.PinnedMemory(max(self.size_bytes, 1))
+        except (cp.cuda.runtime.CUDARuntimeError, cp.cuda.memory.OutOfMemoryError) as exc:
+            raise _allocation_failed(
+                "slow pool (pinned host memory)", self.size_bytes, exc
+            ) from None
+        pointer = cp.cuda.PinnedMemoryPointer(memory, 0)
+        self._buffer = np.frombuffer(pointer, np.uint8, self.size_bytes)
 
 
 class ManagedPool(Pool):
-    """CUDA managed (unified) memory: one pool the driver pages between host and device."""
+    """CUDA managed (unified) memory: the pool of the unified-memory baseline.
+
+    ``budget_bytes`` below the pool's size splits it (:func:`autotm_execute.gpu.unified_split`):
+    the first part preferred on the device, the rest preferred on the host and mapped for the
+    device. :meth:`settle` moves each part where it is preferred; the executor calls it after
+    writing the initial values, before every iteration.
+    """
 
     kind = "cuda-device"
 
-    def __init__(self, size_bytes: int) -> None:
+    def __init__(self, size_bytes: int, budget_bytes: int | None = None) -> None:
+        from .gpu import advise_split, unified_split
+
         super().__init__(size_bytes)
         cp = _cupy()
         self.xp = cp
-        self._memory = cp.cuda.malloc_managed(max(self.size_bytes, 1))
-        self._buffer = cp.ndarray((self.size_bytes,), np.uint8, memptr=self._memory)
+        self.split = unified_split(self.size_bytes, budget_bytes)
+        self.device_id = int(cp.cuda.Device().id)
+        try:
+            pointer = cp.cuda.malloc_managed(max(self.size_bytes, 1))
+        except (cp.cuda.runtime.CUDARuntimeError, cp.cuda.memory.OutOfMemoryError) as exc:
+            raise _allocation_failed("managed pool", self.size_bytes, exc) from None
+        self._pointer = pointer
+        self._buffer = cp.ndarray((self.size_bytes,), np.uint8, memptr=pointer)
+        advise_split(cp, int(pointer.ptr), self.split, self.device_id)
+        self.settle()
+
+    def settle(self) -> None:
+        """Prefetch each part of the pool to its preferred location and wait (untimed)."""
+        from .gpu import prefetch_split
+
+        if self.size_bytes:
+            prefetch_split(self.xp, int(self._pointer.ptr), self.split, self.device_id)
 
     def close(self) -> None:
         self._buffer = None
-        self._memory = None
+        self._pointer = None

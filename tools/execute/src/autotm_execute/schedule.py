@@ -424,14 +424,18 @@ def plan_schedule(graph: Graph, plan: Mapping[str, Any], path: str) -> Schedule:
 
 
 def require_fast_kernels(schedule: Schedule, path: str) -> None:
-    """The GPU rule: every kernel reads and writes device memory only."""
+    """The GPU rule (the original's too): every kernel reads and writes device memory only.
+
+    Checked before any memory is allocated or cupy imported, so a plan that breaks it fails
+    with exit 2 on any machine. Slow residencies are fine: copies reach them, kernels do not.
+    """
     for placement in schedule.kernels:
-        for role, tiers in (("input", placement.input_tiers), ("output", placement.output_tiers)):
-            for position, tier in enumerate(tiers):
-                if tier == "slow":
+        for role, places in (("input", placement.inputs), ("output", placement.outputs)):
+            for position, place in enumerate(places):
+                if place is not None and place.tier == "slow":
                     raise SchemaError(
                         path,
                         f"kernels[{placement.node}].{role}_tiers[{position}]",
                         "fast on --device cuda (a GPU kernel reads and writes device memory "
-                        "only), got slow",
+                        f"only), got slow for tensor {place.tensor!r}",
                     )

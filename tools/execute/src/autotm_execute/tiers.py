@@ -25,7 +25,11 @@ Slow tier, by option:
 * neither (the default on a CPU): emulated -- host DRAM with the cost of the device model
   (``--device-model``, default ``optane-dc-2019``) injected after each kernel and copy;
   ``--device-model none`` turns emulation off (plain DRAM, for tests and overhead numbers);
-* ``--device cuda``: device memory (capped by ``--fast-memory``) and pinned host memory.
+* ``--device cuda``: device memory, one ``cudaMalloc`` capped by ``--fast-memory`` (default:
+  what is free after the CUDA runtime's measured reserve, :mod:`autotm_execute.gpu`), and
+  pinned host memory, one ``cudaHostAlloc``;
+* :func:`open_unified` (``--mode unified``): one pool of CUDA managed memory, never more than
+  is free, split at the fast budget between device- and host-preferred parts.
 """
 
 from __future__ import annotations
@@ -53,10 +57,6 @@ from .pools import (
 )
 
 NO_MODEL = "none"
-# Device memory left free for the CUDA context, cuBLAS workspaces and cupy's own needs when
-# --fast-memory is not given: twice what the runtime is measured to take on first use, and at
-# least this floor.
-CUDA_RESERVE_MIN_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ def add_tier_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fast-memory",
         metavar="BYTES",
-        help="fast-tier capacity, e.g. 8GiB (GPU: default free device memory less a reserve)",
+        help="fast-tier capacity, e.g. 8GiB (GPU: default the device memory free after the CUDA "
+        "runtime's measured reserve; --mode 2lm/unified: the fast budget)",
     )
 
 
@@ -164,6 +165,16 @@ def meminfo() -> dict[str, int]:
         if parts and parts[0].isdigit():
             info[key] = int(parts[0]) * (1024 if parts[-1] == "kB" else 1)
     return info
+
+
+def require_host_memory(what: str, nbytes: int, host: dict[str, int] | None = None) -> None:
+    """BadInputError when ``nbytes`` of host memory is more than /proc/meminfo has available."""
+    available = (host if host is not None else meminfo()).get("MemAvailable")
+    if available is not None and nbytes > available:
+        raise BadInputError(
+            f"{what}: {nbytes} bytes ({format_bytes(nbytes)}) of host memory requested, "
+            f"{available} bytes ({format_bytes(available)}) available"
+        )
 
 
 @dataclass
@@ -226,6 +237,18 @@ class Tiers:
         self._copiers.clear()
         self.fast.close()
         self.slow.close()
+        if self.options.device == "cuda" and self.xp is not np:
+            from .gpu import release_cached
+
+            release_cached(self.xp)
+
+    def temporaries_bytes(self) -> int | None:
+        """Device memory kernel temporaries took outside the pools (cupy's pool); None on CPU."""
+        if self.options.device != "cuda" or self.xp is np:
+            return None
+        from .gpu import temporaries_bytes
+
+        return temporaries_bytes(self.xp)
 
     def __enter__(self) -> Tiers:
         return self
@@ -251,15 +274,10 @@ def open_tiers(options: TierOptions, fast_bytes: int, slow_bytes: int) -> Tiers:
             f"tier (--fast-memory {options.fast_memory})"
         )
     host = meminfo()
-    available = host.get("MemAvailable")
     in_dram = fast_bytes + (
         slow_bytes if options.slow_dir is None and options.slow_numa_node is None else 0
     )
-    if available is not None and in_dram > available:
-        raise BadInputError(
-            f"pools: {in_dram} bytes ({format_bytes(in_dram)}) of host memory requested, "
-            f"{available} bytes ({format_bytes(available)}) available"
-        )
+    require_host_memory("pools", in_dram, host)
     fast_desc: dict[str, Any] = {
         "kind": "dram",
         "description": "anonymous host memory (DRAM)",
@@ -311,84 +329,74 @@ def open_tiers(options: TierOptions, fast_bytes: int, slow_bytes: int) -> Tiers:
     return Tiers(fast, slow, options, model, np, {"fast": fast_desc, "slow": slow_desc})
 
 
-def cuda_fast_capacity(options: TierOptions) -> int:
-    """Device memory the fast pool may use: --fast-memory, else free memory less a reserve."""
-    import cupy
-
-    if options.fast_memory is not None:
-        return int(options.fast_memory)
-    reserve = max(CUDA_RESERVE_MIN_BYTES, 2 * measure_cuda_reserve())
-    free, _ = cupy.cuda.runtime.memGetInfo()
-    return max(0, int(free) - reserve)
-
-
 def _open_cuda(options: TierOptions, fast_bytes: int, slow_bytes: int) -> Tiers:
-    from .pools import _cupy
+    """Device memory (one cudaMalloc) fast, pinned host memory (one cudaHostAlloc) slow."""
+    from . import gpu
 
-    cp = _cupy()
-    capacity = cuda_fast_capacity(options)
-    free, _ = cp.cuda.runtime.memGetInfo()
-    if fast_bytes > min(capacity, int(free)):
-        raise BadInputError(
-            f"fast pool: {fast_bytes} bytes ({format_bytes(fast_bytes)}) is larger than the "
-            f"device memory allowed ({format_bytes(min(capacity, int(free)))})"
-        )
-    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    cp = gpu.cupy_module()
+    reserve = gpu.runtime_reserve(cp)
+    allowance = gpu.device_allowance(gpu.free_device_bytes(cp), options.fast_memory)
+    gpu.require_fits("fast pool", fast_bytes, allowance)
+    require_host_memory("slow pool (pinned host memory)", slow_bytes)
+    info = gpu.device_info(cp)
     fast = CudaDevicePool(fast_bytes)
-    slow = PinnedHostPool(slow_bytes)
+    try:
+        slow = PinnedHostPool(slow_bytes)
+    except BaseException:
+        fast.close()
+        raise
     description = {
         "fast": {
             "kind": "cuda-device",
-            "description": f"device memory of {name}",
-            "capacity_bytes": capacity,
+            "description": f"device memory of {info['name']} (one cudaMalloc of the pool)",
+            "capacity_bytes": allowance,
+            "reserve_bytes": reserve.reserve_bytes,
         },
         "slow": {
             "kind": "cuda-pinned-host",
-            "description": "pinned host memory",
+            "description": "pinned host memory (one cudaHostAlloc of the pool)",
             "capacity_bytes": meminfo().get("MemTotal"),
         },
     }
     return Tiers(fast, slow, options, None, cp, description)
 
 
-def open_unified(options: TierOptions, nbytes: int) -> Tiers:
-    """One pool of CUDA managed memory (the unified-memory baseline), never more than is free."""
-    from .pools import ManagedPool, _cupy
+def open_unified(options: TierOptions, nbytes: int, budget_bytes: int | None = None) -> Tiers:
+    """One pool of CUDA managed memory (the unified-memory baseline), never more than is free.
+
+    With ``budget_bytes`` below ``nbytes`` the pool is split (:func:`gpu.unified_split`): the
+    device part is preferred on the device, the rest on the host, mapped for the device.
+    """
+    from . import gpu
+    from .pools import ManagedPool
 
     if options.device != "cuda":
         raise BadInputError("--mode unified: expected --device cuda (CUDA managed memory)")
-    cp = _cupy()
-    capacity = cuda_fast_capacity(options)
-    free, _ = cp.cuda.runtime.memGetInfo()
-    if nbytes > min(capacity, int(free)):
-        raise BadInputError(
-            f"--mode unified: the pool needs {nbytes} bytes ({format_bytes(nbytes)}), more than "
-            f"the {format_bytes(min(capacity, int(free)))} of device memory free; managed "
-            "memory is never oversubscribed here"
-        )
-    pool = ManagedPool(nbytes)
+    cp = gpu.cupy_module()
+    reserve = gpu.runtime_reserve(cp)
+    free = gpu.free_device_bytes(cp)
+    gpu.require_fits(
+        "--mode unified: the managed pool (managed memory is never oversubscribed here; "
+        "cap the budget with --fast-memory or --ratio instead)",
+        nbytes,
+        free,
+    )
+    info = gpu.device_info(cp)
+    pool = ManagedPool(nbytes, budget_bytes)
+    split = pool.split
     description = {
         "fast": {
             "kind": "cuda-device",
-            "description": "CUDA managed memory (the driver pages it between host and device)",
-            "capacity_bytes": capacity,
+            "description": f"CUDA managed memory on {info['name']}: {split.describe()}",
+            "capacity_bytes": split.device_bytes,
+            "reserve_bytes": reserve.reserve_bytes,
+            "managed_device_bytes": split.device_bytes,
+            "managed_host_bytes": split.host_bytes,
         },
         "slow": {
             "kind": "cuda-pinned-host",
-            "description": "host memory behind CUDA managed memory",
+            "description": "host memory holding the managed pool's part beyond the budget",
             "capacity_bytes": meminfo().get("MemTotal"),
         },
     }
     return Tiers(pool, AnonymousPool(0), options, None, cp, description)
-
-
-def measure_cuda_reserve() -> int:
-    """Device memory the runtime takes on first use (context, cuBLAS handle), in bytes."""
-    import cupy
-
-    before, _ = cupy.cuda.runtime.memGetInfo()
-    a = cupy.ones((64, 64), np.float32)
-    (a @ a).sum().item()  # creates the context's cuBLAS handle and workspace
-    after, _ = cupy.cuda.runtime.memGetInfo()
-    return max(0, int(before) - int(after))

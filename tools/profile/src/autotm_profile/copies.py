@@ -6,7 +6,10 @@ Copies go through the executor's own copy paths (``Tiers.copy_sync`` and
 * **sync**: the copy alone, the caller waiting;
 * **async**: the copy on the copy thread (a CUDA stream on a GPU) while the main thread runs a
   kernel (a float32 matrix product in the fast pool, compute-bound like the convolutions and
-  GEMMs asynchronous moves hide under), so both compete for memory bandwidth as in a run.
+  GEMMs asynchronous moves hide under), so both compete for memory bandwidth as in a run. On a
+  GPU the products are queued on the compute stream until the copy has finished, and the
+  copy's time is the device time between the events around it on the copy stream; a sync
+  copy's time is the device time between events around it on the compute stream.
 
 Each (direction, mode, size) is copied ``repeats`` times; every copy is a sample in
 machine.json ``copy_samples``. The bandwidth is the inverse slope of a least-squares line
@@ -34,6 +37,8 @@ DIRECTIONS = ("slow_to_fast", "fast_to_slow")
 MODES = ("sync", "async")
 DEFAULT_SIZES = (1 << 16, 1 << 20, 1 << 23, 1 << 25)  # 64 KiB .. 32 MiB
 KERNEL_SIDE = 384  # the overlapping matrix product: 3 x 384 x 384 float32 = 1.7 MiB
+GPU_KERNELS_PER_CHECK = 4  # GPU: products queued between looks at the copy's end event
+GPU_KERNELS_MAX = 4096  # GPU: at most this many products overlap one copy
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,29 @@ def measure_copies(
             src, dst = src_pool[:size], dst_pool[:size]
             for _ in range(repeats):
                 sync()
-                seconds = tiers.copy_sync(direction, dst, src)
+                seconds = (
+                    tiers.copy_sync(direction, dst, src)
+                    if xp is np
+                    else _gpu_sync_copy(xp, dst, src)
+                )
                 samples.append(CopySample(direction, "sync", size, seconds))
             for _ in range(repeats):
                 seconds = _async_copy(tiers, copier, direction, dst, src, (a, b, c))
                 samples.append(CopySample(direction, "async", size, seconds))
     return samples
+
+
+def _gpu_sync_copy(xp: Any, dst: Any, src: Any) -> float:
+    """Device time of one copy on the compute stream, between CUDA events: what a synchronous
+    move costs the compute stream in a run (the executor times those the same way)."""
+    from autotm_execute.copies import copy_into
+    from autotm_execute.gpu import EventClock
+
+    clock = EventClock(xp)
+    stream = xp.cuda.get_current_stream()
+    clock.wrap(lambda: copy_into(dst, src, stream=stream, blocking=False))()
+    clock.sync()
+    return clock.clock()
 
 
 def _async_copy(
@@ -112,7 +134,16 @@ def _async_copy(
             xp.matmul(a, b, out=c)
         copier.wait(ticket)
         return float(ticket.seconds)
-    xp.matmul(a, b, out=c)  # queued on the compute stream while the copy stream copies
+    # On a GPU: matrix products on the compute stream while the copy stream copies, kept
+    # coming until the copy's end event has passed (a few at a time, so that the compute
+    # stream never runs far beyond the copy), then the copy's own device time from its events.
+    compute = xp.cuda.get_current_stream()
+    for _ in range(GPU_KERNELS_MAX // GPU_KERNELS_PER_CHECK):
+        for _ in range(GPU_KERNELS_PER_CHECK):
+            xp.matmul(a, b, out=c)
+        compute.synchronize()
+        if ticket.event.done:
+            break
     copier.wait(ticket)
     copier.stream.synchronize()
     sync()

@@ -11,6 +11,11 @@ tensors, axes, learning rate), data inputs come from ``autotm_graph.weights.exam
 MaxPool's indices) is computed by running that node's kernel once, and float tensors are drawn
 uniformly from [0.5, 1.5) (finite for log, sqrt and division). The values never change what
 is timed beyond that: the kernels have no data-dependent fast paths.
+
+On a GPU (``--device cuda``) every tensor is in device memory (the one configuration the GPU
+rule allows), the data is copied in with ``ndarray.set`` before timing, and each call is timed
+with CUDA events on the current stream (:class:`autotm_execute.gpu.EventClock`) rather than the
+host clock: the device time of the kernel's launches, as the executor measures it.
 """
 
 from __future__ import annotations
@@ -185,7 +190,16 @@ class KernelTimer:
         def call() -> None:
             kernel.run(xp, inputs, outputs, scratch)
 
-        return time_call(call, self.protocol, self._sync, previous_s=previous_s)
+        if xp is np:
+            return time_call(call, self.protocol, self._sync, previous_s=previous_s)
+        # On a GPU: device time between CUDA events around each call (the launch queue is
+        # drained before each timed call, so no earlier work is counted).
+        from autotm_execute.gpu import EventClock
+
+        clock = EventClock(xp)
+        return time_call(
+            clock.wrap(call), self.protocol, clock.sync, clock=clock.clock, previous_s=previous_s
+        )
 
 
 def placement(node: Node, graph: Graph, config: Config, key: str = "") -> KernelPlacement:
