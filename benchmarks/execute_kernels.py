@@ -3,8 +3,10 @@
 For every layer shape this times, in one process and one run, the forward and the backward
 pass of our kernels (Conv, ConvGrad; Gemm and the two Gemms of its backward) and of
 onnxruntime's CPU provider on single-node models of the same ops, and prints
-``ort_ms / ours_ms`` (above 1: we are faster). It also measures the Python dispatch
-overhead of a bound kernel call on tiny tensors.
+``ort_ms / ours_ms`` (above 1: we are faster). For the conv shapes it also times our kernels
+with their scratch bounded by chunks of images (``conv.COLUMNS_CAP``, the default) against
+the same kernels with whole-batch columns (the cap lifted), with both scratch sizes. And it
+measures the Python dispatch overhead of a bound kernel call on tiny tensors.
 
     .venv/bin/python benchmarks/execute_kernels.py            # every shape
     .venv/bin/python benchmarks/execute_kernels.py --quick    # a few shapes, fewer repeats
@@ -54,7 +56,7 @@ if CORE:
 import numpy as np  # noqa: E402  (after the thread variables)
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-from autotm_execute.kernels import TensorSpec, lookup  # noqa: E402
+from autotm_execute.kernels import TensorSpec, conv, lookup  # noqa: E402
 from onnx import helper  # noqa: E402
 
 MS = "com.microsoft"
@@ -101,6 +103,8 @@ GEMMS = [
     GemmShape("vgg19 fc 4096>4096", 16, 4096, 4096),
 ]
 QUICK = (CONVS[1], CONVS[5], GEMMS[1])
+#: the default suite's networks (suites/default.mk), whose every conv layer is timed
+NETWORKS = ("vgg19-mini", "resnet200-mini", "inception_v4-mini", "densenet264-mini")
 
 
 def best_ms(fn: Callable[[], Any], repeat: int, budget_s: float = 2.0) -> float:
@@ -154,19 +158,34 @@ def ours(
     outputs: Sequence[Sequence[int]],
     attrs: dict[str, Any],
 ) -> Callable[[], None]:
+    call, _ = ours_with_scratch(op, domain, inputs, outputs, attrs)
+    return call
+
+
+def ours_with_scratch(
+    op: str,
+    domain: str,
+    inputs: Sequence[np.ndarray],
+    outputs: Sequence[Sequence[int] | None],
+    attrs: dict[str, Any],
+) -> tuple[Callable[[], None], int]:
+    """A bound kernel's call on fresh buffers, and its scratch bytes (None: output left out)."""
     f32 = np.dtype(np.float32)
     kernel = lookup(domain, op).bind(
         attrs,
         [TensorSpec(a.shape, a.dtype) for a in inputs],
-        [TensorSpec(tuple(s), f32) for s in outputs],
+        [None if s is None else TensorSpec(tuple(s), f32) for s in outputs],
     )
-    outs = [np.empty(s, np.float32) for s in outputs]
+    outs = [None if s is None else np.empty(s, np.float32) for s in outputs]
     scratch = np.empty(kernel.scratch_bytes, np.uint8) if kernel.scratch_bytes else None
     ins = list(inputs)
-    return lambda: kernel.run(np, ins, outs, scratch)
+    return (lambda: kernel.run(np, ins, outs, scratch)), kernel.scratch_bytes
 
 
-def conv_rows(shape: ConvShape, repeat: int) -> list[tuple[str, float, float]]:
+def conv_problem(
+    shape: ConvShape,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """X, W, B, dY and the attributes of one conv shape (seeded)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((shape.n, shape.c, shape.hw, shape.hw)).astype(np.float32)
     w = (rng.standard_normal((shape.m, shape.c, shape.k, shape.k)) * 0.1).astype(np.float32)
@@ -180,6 +199,12 @@ def conv_rows(shape: ConvShape, repeat: int) -> list[tuple[str, float, float]]:
         "dilations": [1, 1],
         "group": 1,
     }
+    return x, w, b, dy, attrs
+
+
+def conv_rows(shape: ConvShape, repeat: int) -> list[tuple[str, float, float]]:
+    x, w, b, dy, attrs = conv_problem(shape)
+    y_shape = dy.shape
     fwd_ours = ours("Conv", "", [x, w, b], [y_shape], attrs)
     fwd_ort = ort_session("Conv", "", {"x": x, "w": w, "b": b}, {"y": y_shape}, attrs)
     grads = {"dx": x.shape, "dw": w.shape, "db": b.shape}
@@ -189,6 +214,88 @@ def conv_rows(shape: ConvShape, repeat: int) -> list[tuple[str, float, float]]:
         (f"{shape.name} N={shape.n} Conv", best_ms(fwd_ours, repeat), best_ms(fwd_ort, repeat)),
         (f"{shape.name} N={shape.n} ConvGrad", best_ms(bwd_ours, repeat), best_ms(bwd_ort, repeat)),
     ]
+
+
+def chunked_vs_whole(
+    op: str,
+    domain: str,
+    inputs: Sequence[np.ndarray],
+    outputs: Sequence[Sequence[int] | None],
+    attrs: dict[str, Any],
+    repeat: int,
+) -> tuple[float, float, int, int]:
+    """ms and scratch bytes of our kernel with its scratch bounded by chunks of images (the
+    default ``conv.COLUMNS_CAP``) and with whole-batch columns (the cap lifted), timed in
+    alternation so that a change of machine load hits both alike."""
+    chunked, chunked_scratch = ours_with_scratch(op, domain, inputs, outputs, attrs)
+    default_cap = conv.COLUMNS_CAP
+    conv.COLUMNS_CAP = 1 << 62
+    try:
+        whole, whole_scratch = ours_with_scratch(op, domain, inputs, outputs, attrs)
+    finally:
+        conv.COLUMNS_CAP = default_cap
+    chunked_ms = whole_ms = float("inf")
+    for _ in range(2):
+        chunked_ms = min(chunked_ms, best_ms(chunked, max(1, repeat // 2), budget_s=1.0))
+        whole_ms = min(whole_ms, best_ms(whole, max(1, repeat // 2), budget_s=1.0))
+    return chunked_ms, whole_ms, chunked_scratch, whole_scratch
+
+
+def chunk_rows(shape: ConvShape, repeat: int) -> list[tuple[str, float, float, int, int]]:
+    """Conv and ConvGrad of one shape, chunked and whole-batch."""
+    x, w, b, dy, attrs = conv_problem(shape)
+    return [
+        (
+            f"{shape.name} N={shape.n} Conv",
+            *chunked_vs_whole("Conv", "", [x, w, b], [dy.shape], attrs, repeat),
+        ),
+        (
+            f"{shape.name} N={shape.n} ConvGrad",
+            *chunked_vs_whole(
+                "ConvGrad", MS, [dy, x, w], [x.shape, w.shape, b.shape], attrs, repeat
+            ),
+        ),
+    ]
+
+
+def network_row(network: str, batch: int, repeat: int) -> tuple[str, float, float, int, int]:
+    """Every Conv and ConvGrad node of a zoo network's training graph (autotm-graph zoo and
+    train), chunked and whole-batch: the sum of their times over one iteration (identical
+    nodes timed once, counted as often as they occur) and the largest scratch."""
+    import tempfile
+
+    from autotm_execute.kernels import tensor_spec
+    from autotm_graph.cli import main as graph_main
+    from autotm_graph.ir import load_graph
+
+    with tempfile.TemporaryDirectory() as folder:
+        inference, training = f"{folder}/net.onnx", f"{folder}/train.onnx"
+        graph_main(["zoo", network, "--batch", str(batch), "-q", "-o", inference])
+        graph_main(["train", "--batch", str(batch), inference, "-o", training])
+        graph = load_graph(training)
+    rng = np.random.default_rng(0)
+    counts: dict[str, int] = {}
+    nodes = {}
+    for node in graph.nodes:
+        if node.op_type in ("Conv", "ConvGrad"):
+            ins = [tensor_spec(graph, name) for name in node.inputs]
+            outs = [tensor_spec(graph, name) if name else None for name in node.outputs]
+            key = repr((node.op_type, sorted(node.attributes.items()), ins, outs))
+            counts[key] = counts.get(key, 0) + 1
+            nodes[key] = (node, ins, outs)
+    chunked_total = whole_total = 0.0
+    chunked_max = whole_max = 0
+    for key, (node, ins, outs) in nodes.items():
+        arrays = [rng.standard_normal(spec.shape).astype(spec.dtype) for spec in ins if spec]
+        out_shapes = [None if spec is None else spec.shape for spec in outs]
+        chunked, whole, chunked_bytes, whole_bytes = chunked_vs_whole(
+            node.op_type, node.domain, arrays, out_shapes, dict(node.attributes), repeat
+        )
+        chunked_total += counts[key] * chunked
+        whole_total += counts[key] * whole
+        chunked_max, whole_max = max(chunked_max, chunked_bytes), max(whole_max, whole_bytes)
+    label = f"{network} N={batch}: all {sum(counts.values())} Conv+ConvGrad nodes"
+    return label, chunked_total, whole_total, chunked_max, whole_max
 
 
 def gemm_rows(shape: GemmShape, repeat: int) -> list[tuple[str, float, float]]:
@@ -294,7 +401,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="threads for both sides (OpenBLAS and onnxruntime's intra-op pool); default: "
         "each library's own default (every core)",
     )
+    parser.add_argument(
+        "--networks",
+        default=None,
+        help="zoo networks whose Conv and ConvGrad nodes are timed chunked and whole-batch, "
+        f"comma-separated (default: {','.join(NETWORKS)}; none with --quick)",
+    )
+    parser.add_argument("--batch", type=int, default=16, help="batch of those networks")
     args = parser.parse_args(argv)
+    if args.networks is None:
+        networks = [] if args.quick else list(NETWORKS)
+    else:
+        networks = [name for name in args.networks.split(",") if name]
     repeat = 5 if args.quick else args.repeat
     shapes: Sequence[Any] = QUICK if args.quick else [*CONVS, *GEMMS]
     print(
@@ -313,6 +431,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label:58s} {mine:9.3f} {theirs:9.3f} {theirs / mine:8.2f}", flush=True)
     geo = float(np.exp(np.mean(np.log(ratios))))
     print(f"{'geometric mean of ort/ours':58s} {'':9s} {'':9s} {geo:8.2f}")
+    print(
+        f"{'case (chunks of COLUMNS_CAP = ' + str(conv.COLUMNS_CAP >> 10) + ' KiB)':58s} "
+        f"{'chunk ms':>9s} {'whole ms':>9s} {'speedup':>8s} {'chunk KiB':>10s} {'whole KiB':>10s}"
+    )
+    speedups = []
+    for shape in shapes:
+        if isinstance(shape, ConvShape):
+            for label, chunked, whole, chunk_bytes, whole_bytes in chunk_rows(shape, repeat):
+                speedups.append(whole / chunked)
+                print(
+                    f"{label:58s} {chunked:9.3f} {whole:9.3f} {whole / chunked:8.2f} "
+                    f"{chunk_bytes / 1024:10.1f} {whole_bytes / 1024:10.1f}",
+                    flush=True,
+                )
+    geo = float(np.exp(np.mean(np.log(speedups))))
+    print(f"{'geometric mean of whole/chunked':58s} {'':9s} {'':9s} {geo:8.2f}")
+    for network in networks:
+        label, chunked, whole, chunk_bytes, whole_bytes = network_row(network, args.batch, repeat)
+        print(
+            f"{label:58s} {chunked:9.3f} {whole:9.3f} {whole / chunked:8.2f} "
+            f"{chunk_bytes / 1024:10.1f} {whole_bytes / 1024:10.1f}",
+            flush=True,
+        )
     print(f"{'case':58s} {'ours us':>9s} {'bare us':>9s}")
     for label, mine, bare in dispatch_rows(repeat):
         print(f"{label:58s} {mine:9.2f} {bare:9.2f}")

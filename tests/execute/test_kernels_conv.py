@@ -1,12 +1,15 @@
-"""Conv against onnx.reference, ConvGrad against onnxruntime and finite differences."""
+"""Conv against onnx.reference, ConvGrad against onnxruntime and finite differences; the
+batch chunking that bounds their scratch against the whole-batch result."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 import pytest
-from autotm_execute.kernels import BindError, TensorSpec, lookup
+from autotm_execute.kernels import BindError, TensorSpec, conv, lookup
+from autotm_execute.kernels.op import SCRATCH_ALIGN
 from autotm_execute.kernels.window import window_from_attributes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +26,7 @@ from tests.execute.kernel_refs import (
 
 
 @st.composite
-def conv_cases(draw: Any, max_rank: int = 2) -> dict[str, Any]:
+def conv_cases(draw: Any, max_rank: int = 2, max_batch: int = 2) -> dict[str, Any]:
     """Small random Conv problems: shapes, groups, strides, pads, dilations, auto_pad."""
     rank = draw(st.integers(1, max_rank))
     groups = draw(st.sampled_from([1, 1, 2, 3]))
@@ -53,7 +56,7 @@ def conv_cases(draw: Any, max_rank: int = 2) -> dict[str, Any]:
         attrs["pads"] = pads
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
-    n = draw(st.integers(1, 2))
+    n = draw(st.integers(1, max_batch))
     x = rng.standard_normal((n, cg * groups, *spatial)).astype(np.float32)
     w = rng.standard_normal((mg * groups, cg, *kernel)).astype(np.float32)
     b = rng.standard_normal(mg * groups).astype(np.float32) if draw(st.booleans()) else None
@@ -156,3 +159,162 @@ def test_conv_rejects_wrong_output_shape_and_groups() -> None:
         lookup("", "Conv").bind({"padding": 1}, [x, w], [y])
     with pytest.raises(BindError, match=r"output 0 \(Y\) is required"):
         lookup("", "Conv").bind({}, [x, w], [None])
+
+
+# ---- chunking over the batch ---------------------------------------------------------------
+
+BIG = 1 << 40  # a cap no test reaches: one chunk, the whole batch
+
+
+def bind(op: str, case: dict[str, Any], dtype: Any, wanted: tuple[int, ...] = (1, 1, 1)) -> Any:
+    """Conv or ConvGrad bound to a case (at the current COLUMNS_CAP)."""
+    x, w = case["x"], case["w"]
+    y_shape = onnx_reference("Conv", [x, w, None], [((), np.float32)], case["attrs"])[0].shape
+    dt = np.dtype(dtype)
+    xs, ws, ys = (TensorSpec(tuple(s), dt) for s in (x.shape, w.shape, y_shape))
+    if op == "Conv":
+        return lookup("", "Conv").bind(case["attrs"], [xs, ws], [ys])
+    outs = [xs, ws, TensorSpec((w.shape[0],), dt)]
+    return lookup(MS, "ConvGrad").bind(
+        case["attrs"],
+        [ys, xs, ws],
+        [o if want else None for o, want in zip(outs, wanted, strict=True)],
+    )
+
+
+def per_image_bytes(op: str, case: dict[str, Any], itemsize: int) -> int:
+    """What the cap is compared with: one image's columns (ConvGrad: and its dY)."""
+    x, w = case["x"], case["w"]
+    y = onnx_reference("Conv", [x, w, None], [((), np.float32)], case["attrs"])[0]
+    positions = int(np.prod(y.shape[2:]))
+    columns = x.shape[1] * int(np.prod(w.shape[2:])) * positions
+    return itemsize * (columns + (w.shape[0] * positions if op == "ConvGrad" else 0))
+
+
+def run_with_cap(
+    op: str, case: dict[str, Any], cap: int, wanted: tuple[int, ...] = (1, 1, 1)
+) -> tuple[list[np.ndarray | None], int]:
+    """Results (float64) and scratch bytes of Conv(X, W, B) or ConvGrad(dY, X, W) at ``cap``."""
+    x, w = case["x"].astype(np.float64), case["w"].astype(np.float64)
+    b = None if case["b"] is None else case["b"].astype(np.float64)
+    y_shape = onnx_reference("Conv", [x, w, None], [((), np.float64)], case["attrs"])[0].shape
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv, "COLUMNS_CAP", cap)
+        scratch = bind(op, case, np.float64, wanted).scratch_bytes
+        if op == "Conv":
+            return run_kernel("Conv", [x, w, b], [(y_shape, np.float64)], case["attrs"]), scratch
+        dy = np.random.default_rng(len(y_shape)).standard_normal(y_shape)
+        shapes = (x.shape, w.shape, (w.shape[0],))
+        outs = [(s, np.float64) if want else None for s, want in zip(shapes, wanted, strict=True)]
+        return run_kernel("ConvGrad", [dy, x, w], outs, case["attrs"], MS), scratch
+
+
+@pytest.mark.parametrize(
+    ("batch", "fit", "chunk"),
+    [
+        (16, 16, 16),
+        (16, 20, 16),
+        (16, 7, 6),
+        (16, 5, 4),
+        (7, 3, 3),
+        (7, 4, 4),
+        (5, 1, 1),
+        (1, 1, 1),
+    ],
+)
+def test_chunks_are_balanced_and_fit_the_cap(batch: int, fit: int, chunk: int) -> None:
+    per_image = 1000
+    assert conv.images_per_chunk(batch, per_image, fit * per_image + 999) == chunk
+    bounds = conv.chunk_bounds(batch, chunk)
+    assert bounds[0][0] == 0 and bounds[-1][1] == batch
+    assert all(stop - start == chunk for start, stop in bounds[:-1])
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert len(bounds) == -(-batch // min(fit, batch))  # as few chunks as the cap allows
+
+
+def test_one_image_per_chunk_when_the_cap_is_below_one_image() -> None:
+    assert conv.images_per_chunk(8, 10_000, 1) == 1
+    assert conv.images_per_chunk(8, 10_000, 0) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    conv_cases(max_rank=2, max_batch=7),
+    st.sampled_from(["Conv", "ConvGrad"]),
+    st.integers(1, 6),
+    st.sampled_from([(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 1, 1)]),
+)
+def test_chunked_results_match_the_whole_batch(
+    case: dict[str, Any], op: str, images: int, wanted: tuple[int, ...]
+) -> None:
+    """Any chunk size, dividing the batch or not, gives the whole-batch result: bit for bit
+    for Conv (the same matrix product per image), to rounding for ConvGrad (dW and dB add the
+    chunks' partial sums; dX's products have fewer columns, and BLAS may block them another
+    way); and the scratch holds at most ``max(cap, one image)``."""
+    per_image = per_image_bytes(op, case, 8)
+    cap = images * per_image + per_image // 2
+    whole, whole_scratch = run_with_cap(op, case, BIG, wanted)
+    chunked, scratch = run_with_cap(op, case, cap, wanted)
+    for got, want in zip(chunked, whole, strict=True):
+        if want is None:
+            assert got is None
+        elif op == "Conv":
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert_close(got, want, rtol=1e-12, atol=1e-12)
+    dw_bytes = case["w"].size * 8 if op == "ConvGrad" and wanted[1] else 0
+    assert scratch <= max(cap, per_image) + dw_bytes + 2 * SCRATCH_ALIGN
+    assert scratch <= whole_scratch + dw_bytes + 2 * SCRATCH_ALIGN
+
+
+@pytest.mark.parametrize("op", ["Conv", "ConvGrad"])
+@pytest.mark.parametrize("cap", [1, 300 << 10, 1 << 20, 4 << 20])
+def test_scratch_is_bounded_by_the_cap_at_batch_16(op: str, cap: int) -> None:
+    """A 3x3 Conv, 16 > 32 channels at 32x32 and batch 16 (9 MiB of whole-batch columns):
+    the scratch is at most ``max(cap, one image)`` (plus ConvGrad's dW accumulator and
+    alignment), and the kernel still computes the whole-batch result."""
+    rng = np.random.default_rng(0)
+    case = {
+        "x": rng.standard_normal((16, 16, 32, 32)).astype(np.float32),
+        "w": rng.standard_normal((32, 16, 3, 3)).astype(np.float32),
+        "b": None,
+        "attrs": {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    }
+    per_image = per_image_bytes(op, case, 4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv, "COLUMNS_CAP", cap)
+        kernel = bind(op, case, np.float32)
+    fit = max(1, min(16, cap // per_image))
+    assert kernel.chunk == -(-16 // -(-16 // fit))  # balanced: the same number of chunks
+    dw_bytes = 32 * 16 * 9 * 4 if op == "ConvGrad" and kernel.chunk < 16 else 0
+    assert kernel.scratch_bytes <= max(cap, per_image) + dw_bytes + 2 * SCRATCH_ALIGN
+    assert kernel.scratch_bytes >= kernel.chunk * per_image  # and it is what it needs
+
+
+@pytest.mark.parametrize("op", ["Conv", "ConvGrad"])
+def test_chunked_reruns_are_bit_identical(op: str) -> None:
+    """--verify compares runs bit for bit: with several chunks, and different garbage in the
+    scratch at each run, the results are the same."""
+    rng = np.random.default_rng(1)
+    case = {
+        "x": rng.standard_normal((5, 3, 6, 6)),
+        "w": rng.standard_normal((4, 3, 3, 3)),
+        "b": rng.standard_normal(4),
+        "attrs": {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 1]},
+    }
+    cap = 2 * per_image_bytes(op, case, 8)  # chunks of 2, 2, 1
+    first, _ = run_with_cap(op, case, cap)
+    second, _ = run_with_cap(op, case, cap)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_trivial_conv_needs_no_columns_whatever_the_cap() -> None:
+    x = TensorSpec((8, 4, 5, 5), np.dtype(np.float32))
+    w = TensorSpec((6, 4, 1, 1), np.dtype(np.float32))
+    y = TensorSpec((8, 6, 5, 5), np.dtype(np.float32))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv, "COLUMNS_CAP", 1)
+        assert lookup("", "Conv").bind({}, [x, w], [y]).scratch_bytes == 0
+        dx_only = lookup(MS, "ConvGrad").bind({}, [y, x, w], [x, None, None])
+        assert dx_only.scratch_bytes == 0
