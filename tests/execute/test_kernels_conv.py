@@ -144,7 +144,9 @@ def test_conv_scratch_is_what_the_columns_need(
         attrs, [x, w], [TensorSpec((2, 6, 5, 5), np.dtype(np.float32))]
     )
     k = int(np.prod(attrs["kernel_shape"]))
-    assert kernel.scratch_bytes == (0 if k == 1 else 2 * 4 * k * 25 * 4)
+    # one image's columns (4 * k * 25 floats) exceed the whole input (2 * 4 * 25 floats), so
+    # the batch runs one image at a time (columns_cap)
+    assert kernel.scratch_bytes == (0 if k == 1 else 4 * k * 25 * 4)
 
 
 def test_conv_rejects_wrong_output_shape_and_groups() -> None:
@@ -284,10 +286,11 @@ def test_scratch_is_bounded_by_the_cap_at_batch_16(op: str, cap: int) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv, "COLUMNS_CAP", cap)
         kernel = bind(op, case, np.float32)
-    fit = max(1, min(16, cap // per_image))
+    layer_cap = min(cap, case["x"].nbytes)  # never more than the layer's input (columns_cap)
+    fit = max(1, min(16, layer_cap // per_image))
     assert kernel.chunk == -(-16 // -(-16 // fit))  # balanced: the same number of chunks
     dw_bytes = 32 * 16 * 9 * 4 if op == "ConvGrad" and kernel.chunk < 16 else 0
-    assert kernel.scratch_bytes <= max(cap, per_image) + dw_bytes + 2 * SCRATCH_ALIGN
+    assert kernel.scratch_bytes <= max(layer_cap, per_image) + dw_bytes + 2 * SCRATCH_ALIGN
     assert kernel.scratch_bytes >= kernel.chunk * per_image  # and it is what it needs
 
 

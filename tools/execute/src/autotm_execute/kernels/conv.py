@@ -67,6 +67,17 @@ CONV_ATTRIBUTES = {
 }
 
 
+def columns_cap(x: TensorSpec) -> int:
+    """The chunk cap of one layer: COLUMNS_CAP, or the layer's input size when that is smaller.
+
+    Scratch counts against the fast tier's budget, and on small networks a fixed 1 MiB can be
+    a large share of the whole footprint (a 7x7 stem's columns are 49x its input per channel);
+    capping at the input's size keeps a layer's scratch no larger than a tensor it reads anyway
+    (one image's columns at least), without costing speed on the layers big enough to matter.
+    """
+    return min(COLUMNS_CAP, max(1, x.nbytes))
+
+
 def images_per_chunk(batch: int, per_image_bytes: int, cap: int | None = None) -> int:
     """Images per chunk: at least one, at most what fits ``cap`` (default COLUMNS_CAP), and
     balanced, since for the same number of chunks equal ones need the least scratch."""
@@ -216,7 +227,7 @@ class Conv(_ConvGeometry):
         # (start, stop, columns region) per chunk; none for a trivial Conv
         self.chunks: list[tuple[int, int, Region]] = []
         if not self.trivial:
-            self.chunk = images_per_chunk(self.n, self.column_bytes(x.dtype))
+            self.chunk = images_per_chunk(self.n, self.column_bytes(x.dtype), columns_cap(x))
             regions = ScratchLayout()
             cols = regions.add(
                 (self.chunk, self.g, self.cg, *window.kernel, *window.out_shape), x.dtype
@@ -283,7 +294,7 @@ class ConvGrad(_ConvGeometry):
         r = window.rank
         if self.want_dw or (self.want_dx and not self.trivial):
             per_image = self.column_bytes(dy.dtype) + m * self.p * dy.dtype.itemsize
-            self.chunk = images_per_chunk(self.n, per_image)
+            self.chunk = images_per_chunk(self.n, per_image, columns_cap(x))
             dyt = regions.add((self.g, self.mg, self.chunk, self.p), dy.dtype)
             cols = regions.add(
                 (self.g, self.cg, *window.kernel, self.chunk, *window.out_shape), dy.dtype
