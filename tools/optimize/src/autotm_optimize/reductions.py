@@ -1,0 +1,111 @@
+"""Shrinking the model before it is built; every reduction is counted into the plan.
+
+1. **Tiny tensors stay fast.** A free tensor of at most ``tiny_fraction`` of the fast limit is
+   pinned to the fast tier: moving it could never free a useful amount of memory, and reading it
+   from fast memory is never slower. The pinned tensors together may take at most
+   ``tiny_budget`` of the limit at any node; the threshold halves until they do, and the
+   reduction is dropped if it would make some kernel's need exceed the limit.
+2. **Kernels whose configurations cost the same collapse** (:mod:`autotm_optimize.kernels`): a
+   tensor whose tier does not change a node's time is not linked to that node's choice, and a
+   node with a single option costs a constant with no variables; a node whose time adds a fixed
+   penalty per slow tensor is linear in the tiers and needs no option variables either.
+3. **Dominated move points** (applied while the formulation is built, counted here): no fetch
+   into a use whose kernel does not care where the tensor is (fetching at the next use that
+   cares is never worse), and no asynchronous move at a kernel too short to hide it better than
+   a synchronous move would.
+
+The per-node need computed here (scratch, pinned tensors, and the smallest configuration) is
+also the infeasibility test: a limit below it cannot hold that kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from autotm_schemas import BadInputError
+
+from .kernels import NoConfigurationError, NodeChoices, node_choices
+from .problem import FAST, Problem
+
+
+@dataclass(frozen=True)
+class ReductionSettings:
+    tiny_fraction: float = 1e-4
+    tiny_budget: float = 0.02
+    collapse_rel_tol: float | None = 0.002
+    linear_rel_tol: float | None = 0.005
+    enabled: bool = True
+
+
+@dataclass
+class Reduced:
+    fixed: dict[int, str]  # tensor -> tier, the profile's fixed tiers plus pinned tiny tensors
+    choices: tuple[NodeChoices, ...]
+    need_pages: np.ndarray  # smallest fast pages each node needs (scratch, pinned, best option)
+    fixed_fast_pages: np.ndarray  # pages of fast-pinned tensors alive at each node
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _choices(
+    problem: Problem, fixed: Mapping[int, str], settings: ReductionSettings
+) -> tuple[NodeChoices, ...]:
+    collapse = settings.collapse_rel_tol if settings.enabled else None
+    linear = settings.linear_rel_tol if settings.enabled else None
+    try:
+        return tuple(node_choices(node, fixed, collapse, linear) for node in problem.nodes)
+    except NoConfigurationError as exc:
+        raise BadInputError(f"{problem.profile_path}/kernels.parquet: {exc}") from None
+
+
+def _need(
+    problem: Problem, fixed: Mapping[int, str], choices: tuple[NodeChoices, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    fixed_fast = problem.live_pages([fixed.get(t.index) == FAST for t in problem.tensors])
+    need = fixed_fast + problem.scratch_pages()
+    for nc in choices:
+        sizes = np.array([problem.tensors[t].pages for t in nc.tensors], dtype=np.int64)
+        best = min(int(sizes[list(o.fast)].sum()) if sizes.size else 0 for o in nc.options)
+        need[nc.node] += best
+    return need, fixed_fast
+
+
+def reduce(problem: Problem, limit_pages: int, settings: ReductionSettings) -> Reduced:
+    """Apply reductions 1 and 2 for a fast limit; reduction 3 happens in the formulation."""
+    profile_fixed = {t.index: t.fixed_tier for t in problem.tensors if t.fixed_tier}
+    counts: dict[str, int] = {"fixed_by_profile": len(profile_fixed)}
+    base_choices = _choices(problem, profile_fixed, settings)
+    base_need, base_fixed = _need(problem, profile_fixed, base_choices)
+    best = Reduced(dict(profile_fixed), base_choices, base_need, base_fixed, counts)
+
+    if settings.enabled and problem.tensors:
+        threshold = int(limit_pages * settings.tiny_fraction)
+        budget = limit_pages * settings.tiny_budget
+        while threshold >= 1:
+            tiny = {
+                t.index: FAST
+                for t in problem.tensors
+                if t.index not in profile_fixed and t.pages <= threshold
+            }
+            live = problem.live_pages([t.index in tiny for t in problem.tensors])
+            if tiny and live.max() <= budget:
+                fixed = profile_fixed | tiny
+                choices = _choices(problem, fixed, settings)
+                need, fixed_fast = _need(problem, fixed, choices)
+                if need.max() <= max(limit_pages, int(base_need.max())):
+                    best = Reduced(fixed, choices, need, fixed_fast, counts)
+                    counts["tiny_tensors_pinned_fast"] = len(tiny)
+                    counts["tiny_threshold_bytes"] = threshold * 4096
+                break
+            if not tiny:
+                break
+            threshold //= 2
+
+    counts["collapsed_tensor_links"] = sum(len(nc.collapsed) for nc in best.choices)
+    counts["constant_time_nodes"] = sum(nc.constant is not None for nc in best.choices)
+    counts["linear_time_nodes"] = sum(nc.linear is not None for nc in best.choices)
+    counts["configuration_options"] = sum(
+        len(nc.options) for nc in best.choices if nc.constant is None and nc.linear is None
+    )
+    return best
