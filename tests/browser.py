@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ needs_browser = [
         reason="needs /usr/bin/chromium and chromedriver (apt-get install chromium chromium-driver)",
     ),
 ]
+
+
+def requires_browser(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark one test as needing the browser (skipped without chromium and chromedriver)."""
+    for mark in needs_browser:
+        test = mark(test)
+    return test
 
 
 @contextmanager
