@@ -23,6 +23,11 @@ from tests.handmade import tiny_mlp
 
 Segment = tuple[str, int, int]  # tier, first node, last node
 
+#: tiny_mlp options for tests that need a pool of many pages (the emulated 2LM cache has 4 KiB
+#: lines): the default tiny_mlp's tensors are all small, so they share pages and its whole pool
+#: is under one page.
+WIDE = {"features": 64, "hidden": 64}
+
 
 def load_tiny_mlp(folder: Path, **kwargs: int) -> tuple[Path, Graph]:
     path = folder / "tiny_mlp.onnx"
@@ -250,3 +255,23 @@ def slow_bytes_read(plan: Mapping[str, Any], graph: Graph) -> np.ndarray:
         }
         out[node.index] = sum(graph.tensors[n].nbytes for n in seen)
     return out
+
+
+def place_scratch(plan: dict[str, Any], scratch: Sequence[int]) -> dict[str, Any]:
+    """The plan with every kernel's scratch (``scratch[node]`` bytes) placed in the fast pool, as
+    the optimizer does: one region after the tensors, aligned for its size, reused by every
+    kernel in turn (a kernel's scratch lives during that kernel only)."""
+    from autotm_schemas.alignment import alignment, padded_size
+
+    largest = max(scratch, default=0)
+    if not largest:
+        return plan
+    pool = plan["pools"]["fast_bytes"]
+    offset = -(-pool // alignment(largest)) * alignment(largest)
+    for entry in plan["kernels"]:
+        nbytes = int(scratch[entry["node"]])
+        entry["scratch_bytes"] = nbytes
+        entry["scratch_offset"] = offset if nbytes else 0
+    plan["pools"]["fast_bytes"] = offset + padded_size(largest)
+    plan["fast_limit_bytes"] = plan["pools"]["fast_bytes"]
+    return plan

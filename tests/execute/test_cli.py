@@ -11,7 +11,7 @@ from autotm_execute.cli import main
 from autotm_execute.numa import available_nodes
 from autotm_schemas import read_document, read_table
 
-from tests.execute.plans import PLANS, load_tiny_mlp
+from tests.execute.plans import PLANS, WIDE, load_tiny_mlp
 from tests.execute.profiles import make_profile
 
 
@@ -88,8 +88,10 @@ def test_a_broken_plan_fails_verify_and_writes_nothing(
     assert outputs(tmp_path) == []
 
 
-def test_2lm_records_the_cache(mlp: tuple[Path, Any], tmp_path: Path) -> None:
-    path, _ = mlp
+def test_2lm_records_the_cache(tmp_path: Path) -> None:
+    # Wide enough that the pool is several times the 8 KiB cache (tiny_mlp's small tensors share
+    # pages: its whole pool is under a page).
+    path, _ = load_tiny_mlp(tmp_path, **WIDE)
     out = tmp_path / "run.json"
     assert main([str(path), "--mode", "2lm", "--fast-memory", "8KiB", "-q", "-o", str(out)]) == 0
     run = read_document(out, "run")
@@ -144,7 +146,7 @@ BAD_PLANS = [
     (
         "pool above fast memory",
         lambda p: None,
-        ["--fast-memory", "4096"],
+        ["--fast-memory", "256"],
         "larger than the fast tier",
     ),
     ("pool above host memory", _huge, [], "available"),
@@ -264,3 +266,42 @@ def test_a_numa_run_records_the_node(mlp: tuple[Path, Any], tmp_path: Path) -> N
     run = read_document(out, "run")
     assert run["tiers"]["slow"] == {**run["tiers"]["slow"], "kind": "numa", "numa_node": 0}
     assert run["provenance"] == "measured"
+
+
+def test_small_tensors_sharing_a_page_run_and_verify(tmp_path: Path) -> None:
+    path, graph = load_tiny_mlp(tmp_path, **WIDE)
+    plan = PLANS["static-mix"](graph)
+    pages: dict[tuple[str, int], list[str]] = {}
+    for entry in plan["tensors"]:
+        for r in entry["residencies"]:
+            if entry["bytes"] < 4096:
+                pages.setdefault((r["tier"], r["offset"] // 4096), []).append(entry["name"])
+    assert max(len(names) for names in pages.values()) >= 2  # a page holding two tensors
+    out = tmp_path / "run.json"
+    argv = [str(path), "--plan", str(write_plan(tmp_path, plan)), "--verify", "-q", "-o", str(out)]
+    assert main(argv) == 0
+    run = read_document(out, "run")
+    assert run["verify"]["identical"] is True
+    assert run["pools"]["fast"]["size_bytes"] == plan["pools"]["fast_bytes"]  # no scratch here
+
+
+def test_a_large_tensor_at_a_cache_line_offset_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, graph = load_tiny_mlp(tmp_path, **WIDE)
+    plan = PLANS["static-mix"](graph)
+    index = next(i for i, t in enumerate(plan["tensors"]) if t["bytes"] >= 4096)
+    plan["tensors"][index]["residencies"][0]["offset"] += 64
+    argv = [
+        str(path),
+        "--plan",
+        str(write_plan(tmp_path, plan)),
+        "-q",
+        "-o",
+        str(tmp_path / "run.json"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"tensors[{index}].residencies[0].offset: expected a multiple of 4096" in err[0]
+    assert outputs(tmp_path) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from autotm_execute.cache2lm import LINE_BYTES
@@ -10,7 +12,7 @@ from autotm_execute.emulation import cache_penalties, cache_trace, kernel_penalt
 from autotm_execute.schedule import plan_schedule, unplanned_schedule
 from autotm_graph.ir import Graph
 
-from tests.execute.plans import PLANS, load_tiny_mlp, slow_bytes_read
+from tests.execute.plans import PLANS, WIDE, load_tiny_mlp, slow_bytes_read
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,8 @@ def test_2lm_trace_reads_inputs_then_writes_outputs(graph: Graph) -> None:
     assert (np.diff(trace.kernels) >= 0).all()
 
 
-def test_2lm_penalties_vanish_when_everything_fits(graph: Graph, model: DeviceModel) -> None:
+def test_2lm_penalties_vanish_when_everything_fits(tmp_path: Path, model: DeviceModel) -> None:
+    _, graph = load_tiny_mlp(tmp_path, **WIDE)  # a pool of several pages
     schedule = unplanned_schedule(graph, "2lm")
     big = cache_penalties(schedule, model, cache_bytes=1 << 30)
     assert big.cold.sum() > 0 and big.steady.sum() == 0

@@ -9,14 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 from autotm_execute.emulation import cache_penalties
-from autotm_execute.executor import Executor, bind_kernels, scratch_bytes_of
+from autotm_execute.executor import (
+    Executor,
+    bind_kernels,
+    check_plan_scratch,
+    scratch_bytes_of,
+)
 from autotm_execute.schedule import Schedule, plan_schedule, unplanned_schedule
 from autotm_execute.tiers import TierOptions, open_tiers
 from autotm_execute.values import initial_values
 from autotm_graph.ir import Graph, load_graph
+from autotm_schemas import SchemaError
 
 from tests.execute.graphs import GRAPHS, write_graph
-from tests.execute.plans import PLANS
+from tests.execute.plans import PLANS, WIDE, load_tiny_mlp, place_scratch
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,7 @@ def run(
     cache_bytes: int | None = None,
 ) -> tuple[dict[str, list[np.ndarray]], Executor]:
     kernels = bind_kernels(graph)
-    sizes = Executor.pool_sizes(schedule, scratch_bytes_of(kernels))
+    sizes = Executor.pool_sizes(schedule, scratch_bytes_of(kernels, schedule))
     with open_tiers(options, sizes["fast"], sizes["slow"]) as tiers:
         cache = None
         if cache_bytes is not None:
@@ -97,8 +103,8 @@ def test_sync_and_async_moves_are_timed_where_they_happen(folder: Path) -> None:
         assert all(sync_s[k] == 0 for k in range(len(sync_s)) if k not in moved_at)
 
 
-def test_2lm_runs_with_cache_penalties(folder: Path) -> None:
-    graph = load_graph(write_graph("tiny_mlp", folder))
+def test_2lm_runs_with_cache_penalties(tmp_path: Path) -> None:
+    _, graph = load_tiny_mlp(tmp_path, **WIDE)  # a pool of several 4 KiB cache lines
     schedule = unplanned_schedule(graph, "2lm")
     reference, _ = run(
         graph, unplanned_schedule(graph, "all-fast"), TierOptions(device_model="none")
@@ -110,9 +116,11 @@ def test_2lm_runs_with_cache_penalties(folder: Path) -> None:
     assert (kernel_s[1] >= executor.penalties_steady).all()
 
 
-def test_scratch_is_appended_to_the_scratch_tier() -> None:
+def test_scratch_is_appended_to_the_scratch_tier_aligned_for_its_size() -> None:
     schedule: Any = type("S", (), {"pool_bytes": {"fast": 5000, "slow": 0}, "scratch_tier": "fast"})
-    assert Executor.pool_sizes(schedule, 100) == {"fast": 8192 + 4096, "slow": 0}
+    # small scratch: a cache line after the pool, padded to lines; large: a page, whole pages
+    assert Executor.pool_sizes(schedule, 100) == {"fast": 5056 + 128, "slow": 0}
+    assert Executor.pool_sizes(schedule, 5000) == {"fast": 8192 + 8192, "slow": 0}
     assert Executor.pool_sizes(schedule, 0) == {"fast": 5000, "slow": 0}
 
 
@@ -120,3 +128,44 @@ def test_plans_are_json(folder: Path) -> None:
     graph = load_graph(write_graph("tiny_mlp", folder))
     for make in PLANS.values():
         json.dumps(make(graph))
+
+
+def test_scratch_the_plan_places_is_where_kernels_work(folder: Path) -> None:
+    """A plan giving every kernel its scratch in the fast pool (as the optimizer does) runs in
+    exactly the plan's pools, nothing appended, and matches the all-fast run bit for bit."""
+    graph = load_graph(write_graph("vgg19-tiny", folder))
+    kernels = bind_kernels(graph)
+    need = [int(k.scratch_bytes) for k in kernels]
+    assert max(need) > 0
+    plan = place_scratch(PLANS["static-mix"](graph), need)
+    schedule = plan_schedule(graph, plan, "plan.json")
+    assert scratch_bytes_of(kernels, schedule) == 0  # no shared region left to append
+    assert Executor.pool_sizes(schedule, 0) == {
+        "fast": plan["pools"]["fast_bytes"],
+        "slow": plan["pools"]["slow_bytes"],
+    }
+    reference, _ = run(
+        graph, unplanned_schedule(graph, "all-fast"), TierOptions(device_model="none")
+    )
+    got, _ = run(graph, schedule, TierOptions(device_model="none"))
+    assert_identical(got, reference)
+    offset = plan["kernels"][need.index(max(need))]["scratch_offset"]
+    pools = plan["pools"]
+    with open_tiers(
+        TierOptions(device_model="none"), pools["fast_bytes"], pools["slow_bytes"]
+    ) as tiers:
+        placed = Executor(graph, schedule, tiers, initial_values(graph, 0), kernels)
+        busy = next(step for step in placed._steps if step.scratch is not None)
+        assert busy.scratch.ctypes.data == tiers.fast.bytes_view(offset, 1).ctypes.data
+        placed.close()
+
+
+def test_a_plan_with_too_little_scratch_is_refused(folder: Path) -> None:
+    graph = load_graph(write_graph("vgg19-tiny", folder))
+    kernels = bind_kernels(graph)
+    need = [int(k.scratch_bytes) for k in kernels]
+    node = next(i for i, n in enumerate(need) if n)  # the first kernel with scratch
+    plan = place_scratch(PLANS["static-mix"](graph), [max(n - 64, 0) for n in need])
+    schedule = plan_schedule(graph, plan, "plan.json")
+    with pytest.raises(SchemaError, match=rf"kernels\[{node}\]\.scratch_bytes: expected at least"):
+        check_plan_scratch(schedule, kernels, "plan.json")

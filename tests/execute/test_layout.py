@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from autotm_execute.layout import Block, assign_offsets, find_overlap, peak_live_bytes
+from autotm_schemas.alignment import alignment, padded_size
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,13 +27,26 @@ def test_assigned_offsets_never_overlap_and_stay_near_the_peak(
     blocks = to_blocks(raw)
     offsets, pool = assign_offsets(blocks)
     starts = np.array([offsets[b.name] for b in blocks], np.int64)
-    sizes = np.array([-(-max(b.nbytes, 1) // 4096) * 4096 for b in blocks], np.int64)
+    sizes = np.array([padded_size(b.nbytes) for b in blocks], np.int64)
     firsts = np.array([b.first for b in blocks], np.int64)
     lasts = np.array([b.last for b in blocks], np.int64)
-    assert (starts % 4096 == 0).all()
+    assert all(offsets[b.name] % alignment(b.nbytes) == 0 for b in blocks)
     assert find_overlap(starts, starts + sizes, firsts, lasts) is None
     assert int((starts + sizes).max()) == pool
     assert pool >= peak_live_bytes(sizes, firsts, lasts, int(lasts.max()) + 1)
+
+
+def test_small_tensors_share_pages_and_large_ones_start_on_pages() -> None:
+    blocks = [
+        Block("big", 5000, 0, 3),
+        *(Block(f"s{i}", 100, 0, 3) for i in range(10)),
+        Block("page", 4096, 2, 5),
+    ]
+    offsets, pool = assign_offsets(blocks)
+    assert offsets["big"] == 0 and offsets["page"] == 8192  # 5000 bytes occupy two pages
+    # the small ones after both, one 128-byte slot each (100 bytes padded to cache lines)
+    assert sorted(offsets[f"s{i}"] for i in range(10)) == [12288 + 128 * i for i in range(10)]
+    assert pool == 12288 + 10 * 128
 
 
 def test_find_overlap_names_the_two_blocks() -> None:

@@ -11,7 +11,7 @@ from autotm_execute.schedule import plan_schedule, require_fast_kernels, unplann
 from autotm_graph.ir import Graph
 from autotm_schemas import SchemaError, validate_document
 
-from tests.execute.plans import PLANS, load_tiny_mlp, make_plan
+from tests.execute.plans import PLANS, WIDE, load_tiny_mlp, make_plan, place_scratch
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +89,11 @@ CASES = [
     (
         "unaligned",
         lambda p: p["tensors"][0]["residencies"][0].update(offset=100),
-        r"tensors\[0\]\.residencies\[0\]\.offset: expected a multiple of 4096",
+        r"tensors\[0\]\.residencies\[0\]\.offset: expected a multiple of 64 for \d+ bytes",
     ),
     (
         "beyond pool",
-        lambda p: p["pools"].update(fast_bytes=4096),
+        lambda p: p["pools"].update(fast_bytes=64),
         r"offset: expected the tensor inside the fast pool",
     ),
     (
@@ -183,3 +183,95 @@ def test_gpu_plans_must_keep_kernels_in_device_memory(graph: Graph) -> None:
 def test_load_tiny_mlp_writes_the_file(tmp_path: Path) -> None:
     path, graph = load_tiny_mlp(tmp_path)
     assert path.exists() and graph.network == "tiny_mlp"
+
+
+def test_small_tensors_may_share_a_page_and_large_ones_need_their_own(tmp_path: Path) -> None:
+    _, graph = load_tiny_mlp(tmp_path, **WIDE)
+    plan = make_plan(graph)
+    offsets = {t["name"]: t["residencies"][0]["offset"] for t in plan["tensors"]}
+    small = [n for n, t in graph.tensors.items() if t.nbytes < 4096]
+    assert len({offsets[n] // 4096 for n in small}) < len(small)  # some share a page
+    assert any(offsets[n] % 4096 for n in small)  # at a 64-byte, not a page, boundary
+    schedule = plan_schedule(graph, plan, "plan.json")
+    assert schedule.pool_bytes["fast"] == plan["pools"]["fast_bytes"]
+    # the same 64-byte alignment is refused for a tensor of a page or more
+    large = next(i for i, t in enumerate(plan["tensors"]) if t["bytes"] >= 4096)
+    plan["tensors"][large]["residencies"][0]["offset"] += 64
+    with pytest.raises(
+        SchemaError,
+        match=rf"tensors\[{large}\]\.residencies\[0\]\.offset: "
+        r"expected a multiple of 4096 for \d+ bytes .*got \d+$",
+    ):
+        plan_schedule(graph, plan, "plan.json")
+
+
+def test_padding_belongs_to_its_tensor(tmp_path: Path) -> None:
+    """A small tensor inside a large one's padding (past its bytes, within its padded size)
+    while both live is an overlap: padded_size is what a tensor occupies."""
+    _, graph = load_tiny_mlp(tmp_path, features=65, hidden=64)
+    plan = make_plan(graph)
+    w1, b1 = tensor_entry(plan, "w1"), tensor_entry(plan, "b1")
+    assert w1["bytes"] == 16640  # padded to 20480
+    b1["residencies"][0]["offset"] = w1["residencies"][0]["offset"] + 16640
+    with pytest.raises(SchemaError, match=r"tensors: .*'w1'.*'b1'.*overlap in the fast pool"):
+        plan_schedule(graph, plan, "p")
+
+
+def _with_scratch(graph: Graph, nbytes: int) -> dict[str, Any]:
+    return place_scratch(make_plan(graph), [nbytes] * len(graph.nodes))
+
+
+@pytest.mark.parametrize("nbytes", [100, 5000])
+def test_a_plan_places_each_kernels_scratch(graph: Graph, nbytes: int) -> None:
+    plan = _with_scratch(graph, nbytes)
+    schedule = plan_schedule(graph, plan, "p")
+    offset = plan["kernels"][0]["scratch_offset"]
+    assert offset % (4096 if nbytes >= 4096 else 64) == 0
+    assert all(k.scratch == (offset, nbytes) for k in schedule.kernels)
+    assert schedule.pool_bytes["fast"] == plan["pools"]["fast_bytes"]
+
+
+def _scratch_on_an_input(plan: dict[str, Any]) -> None:
+    x = tensor_entry(plan, "x")["residencies"][0]["offset"]  # read by node 0
+    plan["kernels"][0]["scratch_offset"] = x
+
+
+SCRATCH_CASES = [
+    (
+        "unaligned",
+        lambda p: p["kernels"][3].update(scratch_offset=p["kernels"][3]["scratch_offset"] + 64),
+        r"kernels\[3\]\.scratch_offset: expected a multiple of 4096 for 5000 bytes",
+        5000,
+    ),
+    (
+        "beyond pool",
+        lambda p: p["pools"].update(fast_bytes=p["kernels"][0]["scratch_offset"] + 4096),
+        r"kernels\[0\]\.scratch_offset: expected the scratch inside the fast pool",
+        5000,
+    ),
+    (
+        "no offset",
+        lambda p: p["kernels"][2].pop("scratch_offset"),
+        r"kernels\[2\]\.scratch_offset: expected an offset in the fast pool",
+        100,
+    ),
+    (
+        "on a live tensor",
+        _scratch_on_an_input,
+        r"kernels: expected .*'x' .* and the scratch of node 0 .*overlap in the fast pool",
+        100,  # cache-line aligned, like x
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "edit", "message", "nbytes"), SCRATCH_CASES, ids=[c[0] for c in SCRATCH_CASES]
+)
+def test_bad_scratch_placements_are_refused(
+    graph: Graph, case: str, edit: Any, message: str, nbytes: int
+) -> None:
+    plan = _with_scratch(graph, nbytes)
+    edit(plan)
+    with pytest.raises(SchemaError, match=message) as info:
+        plan_schedule(graph, plan, "plan.json")
+    assert "\n" not in str(info.value)

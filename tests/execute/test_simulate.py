@@ -12,7 +12,7 @@ from autotm_execute.simulate import load_profile, simulate
 from autotm_graph.ir import Graph
 from autotm_schemas import BadInputError, SchemaError
 
-from tests.execute.plans import PLANS, load_tiny_mlp
+from tests.execute.plans import PLANS, WIDE, load_tiny_mlp
 from tests.execute.profiles import COPY, fast_time, make_profile
 
 
@@ -107,8 +107,9 @@ def test_async_moves_overlap_kernels_and_stall_when_late(setup: tuple[Graph, Pat
     assert result.async_wait_s[evict.done_by] > 0
 
 
-def test_2lm_needs_a_cache_size(setup: tuple[Graph, Path]) -> None:
-    graph, profile_dir = setup
+def test_2lm_needs_a_cache_size(tmp_path: Path) -> None:
+    _, graph = load_tiny_mlp(tmp_path, **WIDE)  # a pool of several 4 KiB lines
+    profile_dir = make_profile(graph, tmp_path / "profile")
     schedule = unplanned_schedule(graph, "2lm")
     profile = load_profile(profile_dir, graph)
     with pytest.raises(BadInputError, match="cache size"):

@@ -151,3 +151,20 @@ def test_integer_tensors_a_node_produces_come_from_running_it(
     size = int(np.prod(graph.tensors[pool.inputs[0]].shape))
     assert indices.dtype == np.int64 and indices.min() >= 0 and indices.max() < size
     assert len(np.unique(indices)) == indices.size  # a real MaxPool picks distinct maxima
+
+
+def test_tensors_are_laid_out_by_the_pools_alignment_rule(graph: Graph, tiers: Tiers) -> None:
+    """As in a run: small tensors share pages at cache-line offsets, large ones start on pages."""
+    timer = KernelTimer(graph, tiers, Protocol(budget_s=0.001))
+    base = _address(tiers.fast.bytes_view(0, 1))
+    for node in graph.nodes:
+        prepared = timer.prepare(node)
+        inputs, outputs, _ = timer.place(prepared, all_fast(node))
+        views = [v for v in (*inputs, *outputs) if v is not None]
+        for view in views:
+            offset = _address(view) - base
+            assert offset % (4096 if view.nbytes >= 4096 else 64) == 0
+    sgd = next(n for n in graph.nodes if n.name == "sgd_b1")  # b1, its gradient, lr: all small
+    inputs, outputs, _ = timer.place(timer.prepare(sgd), all_fast(sgd))
+    offsets = sorted(_address(v) - base for v in (*inputs, *outputs) if v is not None)
+    assert offsets[-1] < 4096 and len(offsets) == len(set(offsets)) >= 3  # one shared page

@@ -25,7 +25,7 @@ from autotm_schemas.units import fast_limit_from_ratio, format_bytes, parse_rati
 
 from . import __version__
 from .emulation import CachePenalties, cache_penalties
-from .executor import Executor, bind_kernels, scratch_bytes_of
+from .executor import Executor, bind_kernels, check_plan_scratch, scratch_bytes_of
 from .machine import machine_fingerprint
 from .record import (
     TOOL,
@@ -245,7 +245,9 @@ def run_real(
     started = now_iso()
     values = initial_values(graph, args.seed)
     kernels = bind_kernels(graph)
-    scratch = scratch_bytes_of(kernels)
+    if schedule.plan_summary is not None:
+        check_plan_scratch(schedule, kernels, schedule.plan_summary["path"])
+    scratch = scratch_bytes_of(kernels, schedule)  # the shared region; a plan may place its own
     sizes = Executor.pool_sizes(schedule, scratch)
     tiers = open_run_tiers(schedule.mode, options, sizes, budget)
     cache: CachePenalties | None = None

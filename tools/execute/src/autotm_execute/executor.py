@@ -2,8 +2,10 @@
 
 Set-up (untimed) takes the bound kernels (:func:`bind_kernels`, one per node, bound before the
 pools are opened so that their scratch can be sized), every input and output as a view of its
-pool at the schedule's offset, the largest kernel scratch carved out of the scratch tier, and
-each kernel's emulated slow-tier cost. Each iteration then
+pool at the schedule's offset, each kernel's scratch (where the plan places it, else one shared
+region as large as the largest such request, appended to the scratch tier and aligned by
+:mod:`autotm_schemas.alignment`), and each kernel's emulated slow-tier cost. Each iteration
+then
 
 1. writes the initial values (parameters, inputs, constants) into their first residencies
    (untimed: every iteration starts from the same state, so they are comparable);
@@ -32,7 +34,8 @@ from typing import Any
 
 import numpy as np
 from autotm_graph.ir import Graph, Node
-from autotm_schemas import BadInputError
+from autotm_schemas import BadInputError, SchemaError
+from autotm_schemas.alignment import alignment, padded_size
 
 from .copies import AsyncCopier, Ticket, copy_into, copy_sync, hold_until
 from .emulation import CachePenalties, kernel_penalties
@@ -52,9 +55,30 @@ def bind_kernels(graph: Graph, binder: Binder | None = None) -> list[Any]:
     return [binder(graph, node) for node in graph.nodes]
 
 
-def scratch_bytes_of(kernels: Sequence[Any]) -> int:
-    """The largest scratch any kernel asks for: one region serves them all, in turn."""
-    return max((int(k.scratch_bytes) for k in kernels), default=0)
+def scratch_bytes_of(kernels: Sequence[Any], schedule: Schedule | None = None) -> int:
+    """The shared scratch region's size: the largest scratch a kernel asks for, over the
+    kernels whose scratch the schedule does not place itself (one region serves them all, in
+    turn)."""
+    placed = {k.node for k in schedule.kernels if k.scratch is not None} if schedule else set[int]()
+    return max(
+        (int(k.scratch_bytes) for node, k in enumerate(kernels) if node not in placed), default=0
+    )
+
+
+def check_plan_scratch(schedule: Schedule, kernels: Sequence[Any], path: str) -> None:
+    """Refuse a plan whose scratch for a kernel is smaller than the kernel binds (SchemaError,
+    exit 2): the plan was made from a profile of other kernel code or another batch."""
+    for placement in schedule.kernels:
+        if placement.scratch is None:
+            continue
+        need = int(kernels[placement.node].scratch_bytes)
+        if need > placement.scratch[1]:
+            raise SchemaError(
+                path,
+                f"kernels[{placement.node}].scratch_bytes",
+                f"at least {need} (the scratch the kernel binds; re-profile and re-plan), got "
+                f"{placement.scratch[1]}",
+            )
 
 
 @dataclass
@@ -111,7 +135,9 @@ class Executor:
         self.cache = cache
         self.cuda = tiers.options.device == "cuda"
         self.kernels = list(kernels)
-        self.scratch_bytes = scratch_bytes_of(self.kernels)
+        if schedule.plan_summary is not None:
+            check_plan_scratch(schedule, self.kernels, schedule.plan_summary["path"])
+        self.scratch_bytes = scratch_bytes_of(self.kernels, schedule)
         self._views: dict[tuple[str, str, int], Any] = {}
         if cache is not None:
             self.penalties_cold = cache.cold
@@ -139,12 +165,20 @@ class Executor:
     # -- set-up -----------------------------------------------------------------------------
 
     @staticmethod
+    def scratch_offset(schedule: Schedule, scratch_bytes: int) -> int:
+        """Where the shared scratch region starts: after the schedule's pool, aligned."""
+        return align_up(schedule.pool_bytes[schedule.scratch_tier], alignment(scratch_bytes))
+
+    @staticmethod
     def pool_sizes(schedule: Schedule, scratch_bytes: int) -> dict[str, int]:
-        """Pool sizes to open: the schedule's, with scratch appended to the scratch tier."""
+        """Pool sizes to open: the schedule's, with the shared scratch region (of
+        :func:`scratch_bytes_of`) appended to the scratch tier."""
         sizes = dict(schedule.pool_bytes)
         if scratch_bytes:
             tier = schedule.scratch_tier
-            sizes[tier] = align_up(sizes[tier]) + align_up(scratch_bytes)
+            sizes[tier] = Executor.scratch_offset(schedule, scratch_bytes) + padded_size(
+                scratch_bytes
+            )
         return sizes
 
     def view(self, place: Residency) -> Any:
@@ -158,12 +192,22 @@ class Executor:
         return array
 
     def _scratch(self) -> Any:
+        """The shared scratch region, for kernels whose scratch the schedule does not place."""
         if not self.scratch_bytes:
             return None
         tier = self.schedule.scratch_tier
         pool = self.tiers.fast if tier == "fast" else self.tiers.slow
-        offset = align_up(self.schedule.pool_bytes[tier])
+        offset = self.scratch_offset(self.schedule, self.scratch_bytes)
         return pool.bytes_view(offset, self.scratch_bytes)
+
+    def _kernel_scratch(self, placement: Any, kernel: Any, shared: Any) -> Any:
+        """A kernel's scratch: the plan's bytes for it (fast pool), else the shared region."""
+        need = int(kernel.scratch_bytes)
+        if not need:
+            return None
+        if placement.scratch is None:
+            return shared
+        return self.tiers.fast.bytes_view(placement.scratch[0], need)
 
     def _build_steps(self) -> list[_Step]:
         schedule, tiers = self.schedule, self.tiers
@@ -194,7 +238,7 @@ class Executor:
                     run=kernel.run,
                     inputs=[self.view(r) if r is not None else None for r in placement.inputs],
                     outputs=[self.view(r) if r is not None else None for r in placement.outputs],
-                    scratch=scratch if kernel.scratch_bytes else None,
+                    scratch=self._kernel_scratch(placement, kernel, scratch),
                     waits=list(schedule.waits_before[k]),
                     syncs=syncs,
                     asyncs=asyncs,

@@ -2,13 +2,19 @@
 
 A run without a plan still needs every tensor at an offset in one pool. Giving each tensor its
 own bytes would make the pool the sum of all tensors, several times the footprint; instead
-tensors whose lifetimes do not intersect share bytes. The assignment is greedy best-fit:
-largest tensors first, each at the lowest 4 KiB-aligned offset that no already placed tensor
-with an intersecting lifetime occupies. The pool then comes close to the footprint (the peak of
-live bytes), which is what the paper's all-fast baseline uses.
+tensors whose lifetimes do not intersect share bytes. The assignment is greedy first-fit by
+size: largest tensors first, each at the lowest offset allowed by its alignment that no already
+placed tensor with an intersecting lifetime occupies. Alignment and occupied size follow the
+rule every tool shares (:mod:`autotm_schemas.alignment`): tensors of a page or more start on a
+page and occupy whole pages; smaller ones start on a cache line and occupy whole lines, so the
+many small tensors of a training graph (biases, BatchNormalization statistics) share pages
+instead of costing one each. Placed last, they fill the gaps the large ones leave. The pool
+then comes close to the footprint (the peak of live bytes), which is what the paper's all-fast
+baseline uses.
 
 :func:`find_overlap` is the converse check for plans: two blocks of one pool whose node
-intervals and byte ranges both intersect.
+intervals and byte ranges both intersect (callers pass padded sizes, so a tensor's padding is
+as much its own as its bytes).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from autotm_schemas.alignment import alignment, padded_size
 
 from .pools import ALIGNMENT, align_up
 
@@ -32,9 +39,11 @@ class Block:
 
 
 def assign_offsets(blocks: Sequence[Block]) -> tuple[dict[str, int], int]:
-    """Offsets (multiples of 4096) such that blocks live at the same node never share bytes.
+    """Aligned offsets such that blocks live at the same node never share (padded) bytes.
 
-    Returns the offsets by name and the pool size (the highest byte used, aligned).
+    Each block starts at a multiple of ``alignment(nbytes)`` and occupies
+    ``padded_size(nbytes)`` bytes. Returns the offsets by name and the pool size (the end of
+    the highest padded block; a multiple of 64, of 4096 when a large block ends last).
     """
     order = sorted(range(len(blocks)), key=lambda i: (-blocks[i].nbytes, blocks[i].first, i))
     placed_first = np.empty(len(blocks), np.int64)
@@ -45,7 +54,8 @@ def assign_offsets(blocks: Sequence[Block]) -> tuple[dict[str, int], int]:
     pool = 0
     for count, i in enumerate(order):
         block = blocks[i]
-        size = align_up(max(block.nbytes, 1))
+        size = padded_size(block.nbytes)
+        unit = alignment(block.nbytes)
         live = (placed_first[:count] <= block.last) & (placed_last[:count] >= block.first)
         starts = placed_start[:count][live]
         ends = placed_end[:count][live]
@@ -53,7 +63,7 @@ def assign_offsets(blocks: Sequence[Block]) -> tuple[dict[str, int], int]:
         for index in np.argsort(starts, kind="stable"):
             if starts[index] >= offset + size:
                 break  # the gap before this block fits
-            offset = max(offset, int(ends[index]))
+            offset = max(offset, align_up(int(ends[index]), unit))
         offsets[block.name] = offset
         placed_first[count], placed_last[count] = block.first, block.last
         placed_start[count], placed_end[count] = offset, offset + size

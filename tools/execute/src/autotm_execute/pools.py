@@ -1,7 +1,8 @@
 """Memory pools: one large allocation per tier, tensors viewed at byte offsets inside it.
 
-The plan gives every tensor residency a byte offset in its tier's pool (a multiple of 4096), so
-a pool is nothing but one allocation and :meth:`Pool.view`, which returns an array of the
+The plan gives every tensor residency a byte offset in its tier's pool (aligned by the shared
+rule of :mod:`autotm_schemas.alignment`: a page for tensors of 4 KiB or more, a cache line for
+smaller ones, which share pages), so a pool is nothing but one allocation and :meth:`Pool.view`, which returns an array of the
 requested shape and dtype at an offset, sharing the pool's memory. No tensor is ever allocated
 on its own: what the run uses is what the pools hold, which is what peak RSS is compared with.
 
@@ -29,14 +30,18 @@ from typing import Any
 
 import numpy as np
 from autotm_schemas import BadInputError
+from autotm_schemas.alignment import PAGE_BYTES
 
 from . import numa
 
-ALIGNMENT = 4096
+#: A page: the alignment of tensors of 4 KiB or more (``autotm_schemas.alignment`` gives every
+#: tensor its own: smaller ones need only a cache line).
+ALIGNMENT = PAGE_BYTES
 Array = Any  # numpy or cupy array
 
 
 def align_up(nbytes: int, alignment: int = ALIGNMENT) -> int:
+    """``nbytes`` rounded up to a multiple of ``alignment`` (a page by default)."""
     return -(-int(nbytes) // alignment) * alignment
 
 

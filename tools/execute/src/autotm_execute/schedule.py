@@ -14,10 +14,20 @@ the iteration). Before kernel ``k`` the executor (1) waits for the asynchronous 
 ``k``, (2) runs the synchronous moves of ``k``, (3) starts the asynchronous moves that begin at
 ``k``, then (4) runs kernel ``k`` on the residencies the plan's kernel entry names.
 
+A kernel entry may place the kernel's scratch (``scratch_bytes`` at ``scratch_offset`` of the
+fast pool, during that kernel only); the executor then gives the kernel exactly those bytes.
+Kernels whose entry places none share one region appended to the fast pool.
+
+Offsets follow the alignment rule every tool shares (:mod:`autotm_schemas.alignment`): a
+multiple of 4096 for a tensor (or scratch) of 4096 bytes or more, of 64 for a smaller one, and
+each occupies its padded size, so two residencies clash when their padded byte ranges
+intersect while both live.
+
 Validation refuses, with one line naming the plan file and the field: a plan for another graph
-(hash mismatch), tensors missing or of the wrong size, offsets that are not 4 KiB multiples,
-two residencies sharing bytes while both live, residencies beyond their pool, kernel entries
-whose tiers have no residency covering the node, moves without a source or destination.
+(hash mismatch), tensors missing or of the wrong size, offsets not aligned for their size,
+two residencies (or a residency and a kernel's scratch) sharing padded bytes while both live,
+residencies or scratch beyond their pool, kernel entries whose tiers have no residency covering
+the node, moves without a source or destination.
 """
 
 from __future__ import annotations
@@ -29,9 +39,9 @@ from typing import Any
 import numpy as np
 from autotm_graph.ir import Graph, kernel_key
 from autotm_schemas import SchemaError
+from autotm_schemas.alignment import alignment, is_aligned, padded_size
 
 from .layout import Block, assign_offsets, find_overlap, peak_live_bytes
-from .pools import ALIGNMENT
 
 TIERS = ("fast", "slow")
 DIRECTIONS = ("slow_to_fast", "fast_to_slow")
@@ -70,13 +80,18 @@ class Move:
 
 @dataclass(frozen=True)
 class KernelPlacement:
-    """Where kernel ``node`` reads each input and writes each output (None: omitted)."""
+    """Where kernel ``node`` reads each input and writes each output (None: omitted).
+
+    ``scratch`` is ``(offset, bytes)`` in the fast pool when the plan places the kernel's
+    scratch; None when the kernel uses the shared region appended to the scratch tier.
+    """
 
     node: int
     kernel_key: str
     inputs: tuple[Residency | None, ...]
     outputs: tuple[Residency | None, ...]
     predicted_s: float | None = None
+    scratch: tuple[int, int] | None = None
 
     @property
     def input_tiers(self) -> list[str]:
@@ -227,8 +242,8 @@ class _PlanChecker:
             for r_index, raw in enumerate(entry["residencies"]):
                 at = f"{where}.residencies[{r_index}]"
                 offset, first, last = raw["offset"], raw["from_node"], raw["to_node"]
-                if offset % ALIGNMENT:
-                    raise self.fail(f"{at}.offset", f"a multiple of {ALIGNMENT}, got {offset}")
+                if not is_aligned(offset, tensor.nbytes):
+                    raise self.fail(f"{at}.offset", _alignment_expected(tensor.nbytes, offset))
                 if not first <= last < self.n:
                     raise self.fail(
                         f"{at}.to_node",
@@ -257,26 +272,49 @@ class _PlanChecker:
             )
         return out
 
-    def check_overlaps(self, residencies: Mapping[str, Sequence[Residency]]) -> None:
+    def check_overlaps(
+        self,
+        residencies: Mapping[str, Sequence[Residency]],
+        kernels: Sequence[KernelPlacement] = (),
+    ) -> None:
+        """Refuse two blocks of one pool whose padded bytes meet while both live.
+
+        Blocks are the residencies and, in the fast pool, the scratch the plan places (live
+        during its kernel only). Padded sizes: a tensor owns its alignment padding.
+        """
         for tier in TIERS:
-            places = [r for rs in residencies.values() for r in rs if r.tier == tier]
-            if len(places) < 2:
+            blocks = [  # field, label, offset, bytes, first, last
+                ("tensors", repr(r.tensor), r.offset, r.nbytes, r.first, r.last)
+                for rs in residencies.values()
+                for r in rs
+                if r.tier == tier
+            ]
+            if tier == "fast":
+                blocks += [
+                    ("kernels", f"the scratch of node {k.node}", *k.scratch, k.node, k.node)
+                    for k in kernels
+                    if k.scratch is not None
+                ]
+            if len(blocks) < 2:
                 continue
-            starts = np.array([r.offset for r in places], np.int64)
+            starts = np.array([b[2] for b in blocks], np.int64)
             clash = find_overlap(
                 starts,
-                starts + np.array([r.nbytes for r in places], np.int64),
-                np.array([r.first for r in places], np.int64),
-                np.array([r.last for r in places], np.int64),
+                starts + np.array([padded_size(b[3]) for b in blocks], np.int64),
+                np.array([b[4] for b in blocks], np.int64),
+                np.array([b[5] for b in blocks], np.int64),
             )
             if clash is not None:
-                a, b = places[clash[0]], places[clash[1]]
+                one, two = blocks[clash[0]], blocks[clash[1]]
+                spans = [
+                    f"{label} [{at}, {at + padded_size(nbytes)}) nodes {first}..{last}"
+                    for _, label, at, nbytes, first, last in (one, two)
+                ]
                 raise self.fail(
-                    "tensors",
-                    f"residencies that never share bytes while both live; {a.tensor!r} "
-                    f"[{a.offset}, {a.offset + a.nbytes}) nodes {a.first}..{a.last} and "
-                    f"{b.tensor!r} [{b.offset}, {b.offset + b.nbytes}) nodes {b.first}..{b.last} "
-                    f"overlap in the {tier} pool",
+                    "kernels" if "kernels" in (one[0], two[0]) else "tensors",
+                    f"residencies that never share bytes while both live; {spans[0]} and "
+                    f"{spans[1]} overlap in the {tier} pool (sizes padded by "
+                    "autotm_schemas.alignment)",
                 )
 
     @staticmethod
@@ -337,9 +375,32 @@ class _PlanChecker:
                     placed[0],
                     placed[1],
                     float(entry["predicted_s"]),
+                    self.scratch(entry, where),
                 )
             )
         return tuple(out)
+
+    def scratch(self, entry: Mapping[str, Any], where: str) -> tuple[int, int] | None:
+        """The kernel's scratch as the plan places it: (offset, bytes), or None."""
+        nbytes = int(entry.get("scratch_bytes") or 0)
+        if not nbytes:
+            return None
+        if "scratch_offset" not in entry:
+            raise self.fail(
+                f"{where}.scratch_offset",
+                f"an offset in the fast pool for the kernel's scratch_bytes ({nbytes})",
+            )
+        offset = int(entry["scratch_offset"])
+        if not is_aligned(offset, nbytes):
+            raise self.fail(f"{where}.scratch_offset", _alignment_expected(nbytes, offset))
+        pool = int(self.plan["pools"]["fast_bytes"])
+        if offset + nbytes > pool:
+            raise self.fail(
+                f"{where}.scratch_offset",
+                f"the scratch inside the fast pool of {pool} bytes (pools.fast_bytes), got "
+                f"[{offset}, {offset + nbytes})",
+            )
+        return offset, nbytes
 
     def moves(self, residencies: Mapping[str, Sequence[Residency]]) -> tuple[Move, ...]:
         out = []
@@ -395,8 +456,8 @@ class _PlanChecker:
     def schedule(self) -> Schedule:
         self.check_graph()
         residencies = self.residencies()
-        self.check_overlaps(residencies)
         kernels = self.kernels(residencies)
+        self.check_overlaps(residencies, kernels)
         moves = self.moves(residencies)
         pools = self.plan["pools"]
         predicted = self.plan["predicted"]["total_s"]
@@ -416,6 +477,13 @@ class _PlanChecker:
             {"fast": int(pools["fast_bytes"]), "slow": int(pools["slow_bytes"])},
             plan_summary=summary,
         )
+
+
+def _alignment_expected(nbytes: int, offset: int) -> str:
+    return (
+        f"a multiple of {alignment(nbytes)} for {nbytes} bytes (autotm_schemas.alignment: "
+        f"4096 from 4096 bytes up, else 64), got {offset}"
+    )
 
 
 def plan_schedule(graph: Graph, plan: Mapping[str, Any], path: str) -> Schedule:

@@ -1,4 +1,9 @@
-"""The persistent kernel cache: timings keyed by (machine fingerprint, kernel key, configuration).
+"""The persistent kernel cache: timings keyed by (namespace, kernel key, configuration).
+
+The namespace (:func:`autotm_profile.identity.namespace`, stored in the ``fingerprint`` column)
+is the machine fingerprint joined with a hash of the kernels' implementation (autotm-execute's
+version, its kernels' source, numpy, the timing protocol): new hardware or new kernel code
+starts empty instead of serving another program's timings.
 
 One SQLite database (``kernels.sqlite3``) in the cache folder, in WAL mode, committed after
 every kernel: an interrupted profile (Ctrl-C, kill -9) keeps every kernel finished before the

@@ -9,7 +9,8 @@ Three rules keep the number of configurations finite and honest:
 
 1. **Fixed tiers.** Constants (shape tensors, the learning rate, ...) stay in the fast tier: the
    runtime keeps them there. So does every tensor smaller than ``fixed_below`` bytes (default one
-   4 KiB page, the pools' alignment: moving it could never free a page). These are the
+   4 KiB page: smaller tensors share pages under the pools' alignment rule,
+   ``autotm_schemas.alignment``, so moving one frees a few cache lines at most). These are the
    ``fixed_tier`` column of tensors.parquet; a plan must keep them where they are.
 2. **Aliases.** A tensor read at two positions of one node (``Mul(x, x)``) has one tier there;
    configurations are over a node's *distinct* tensors.

@@ -2,8 +2,10 @@
 
 The kernel is bound with ``autotm_execute.kernels.bind_node`` (the very object autotm-execute
 runs), its inputs and outputs are arrays viewed in the fast and slow pools of
-``autotm_execute.tiers.open_tiers`` as the configuration says, its scratch space is in the
-fast pool (as in a run), and :mod:`autotm_profile.timing` times ``run`` on them.
+``autotm_execute.tiers.open_tiers`` as the configuration says, laid out one after the other by
+the pools' alignment rule (:mod:`autotm_schemas.alignment`: pages for tensors of a page or
+more, cache lines for smaller ones, as in a run), its scratch space is in the fast pool (as in
+a run), and :mod:`autotm_profile.timing` times ``run`` on them.
 
 Input data is what the kernel would plausibly see: constants are the graph's own values (shape
 tensors, axes, learning rate), data inputs come from ``autotm_graph.weights.example_inputs``
@@ -20,6 +22,7 @@ host clock: the device time of the kernel's launches, as the executor measures i
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from autotm_execute.pools import align_up
 from autotm_execute.schedule import KernelPlacement, Residency
 from autotm_execute.tiers import Tiers
 from autotm_graph.ir import Graph, Node
+from autotm_schemas.alignment import alignment, padded_size
 
 from .configs import FAST, SLOW, Config
 from .timing import Protocol, Stats, time_call
@@ -52,7 +56,11 @@ def distinct_tensors(node: Node) -> list[str]:
 
 
 def footprint(graph: Graph, node: Node, scratch_bytes: int) -> tuple[int, int]:
-    """Pool bytes one configuration may need: (fast, slow), each tensor possibly in either."""
+    """Pool bytes one configuration may need: (fast, slow), each tensor possibly in either.
+
+    An upper bound: whole pages per tensor covers any alignment gap :meth:`KernelTimer.place`
+    leaves (untouched pages of a pool cost nothing).
+    """
     tensors = sum(align_up(graph.tensors[n].nbytes) for n in distinct_tensors(node))
     return tensors + align_up(scratch_bytes), tensors
 
@@ -160,8 +168,9 @@ class KernelTimer:
             tensor = self.graph.tensors[name]
             tier = tier_of[name]
             pool = self.tiers.fast if tier == FAST else self.tiers.slow
-            views[name] = pool.view(offsets[tier], tensor.shape, tensor.dtype)
-            offsets[tier] += align_up(tensor.nbytes)
+            offset = align_up(offsets[tier], alignment(tensor.nbytes))
+            views[name] = pool.view(offset, tensor.shape, tensor.dtype)
+            offsets[tier] = offset + padded_size(tensor.nbytes)
             if name in prepared.data:
                 source = prepared.data[name]
                 if xp is np:
@@ -172,7 +181,8 @@ class KernelTimer:
                 views[name].fill(0)  # first touch now, not in the first timed call
         scratch = None
         if prepared.scratch_bytes:
-            scratch = self.tiers.fast.view(offsets[FAST], (prepared.scratch_bytes,), np.uint8)
+            offset = align_up(offsets[FAST], alignment(prepared.scratch_bytes))
+            scratch = self.tiers.fast.view(offset, (prepared.scratch_bytes,), np.uint8)
             scratch.fill(0)
         inputs = [views[n] if n else None for n in node.inputs]
         outputs = [views[n] if n else None for n in node.outputs]
@@ -191,7 +201,9 @@ class KernelTimer:
             kernel.run(xp, inputs, outputs, scratch)
 
         if xp is np:
-            return time_call(call, self.protocol, self._sync, previous_s=previous_s)
+            return time_call(
+                call, self.protocol, self._sync, previous_s=previous_s, cpu_clock=time.process_time
+            )
         # On a GPU: device time between CUDA events around each call (the launch queue is
         # drained before each timed call, so no earlier work is counted).
         from autotm_execute.gpu import EventClock

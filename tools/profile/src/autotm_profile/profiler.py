@@ -7,10 +7,23 @@ Steps, in order:
 2. bind every unique kernel at the graph's batch (its scratch bytes go to nodes.parquet);
    with ``--measure-batch`` also re-batch the graph (:mod:`autotm_profile.rebatch`);
 3. open the tiers small to learn the machine fingerprint, and look every (kernel,
-   configuration) up in the cache;
+   configuration) to time up in the cache, in the namespace of the kernels' implementation
+   (:mod:`autotm_profile.identity`);
 4. open the tiers at the size the missing kernels need, time them kernel by kernel
    (committing each kernel to the cache), and measure copy bandwidths unless cached;
 5. apply batch scaling and the emulated penalty, and write PROFILE_DIR atomically.
+
+**Derived configurations.** On an emulated slow tier (the default on a CPU; also
+``--device-model none``) the slow pool is host DRAM like the fast one: every configuration of a
+kernel runs the same code on the same kind of memory, and an emulated run differs between them
+only by the penalty the executor adds. Timing each configuration would only measure the same
+thing again, with fresh noise (on a shared machine, a configuration timed during a stall came
+out hundreds of times slower than its siblings), make the optimizer's kernel times
+non-additive, and cost most of the profile's time. So each unique kernel is timed once, all
+fast, and every configuration's row is that measurement shifted by the configuration's penalty
+(the executor's own: ``emulation.slow_traffic`` priced by ``Tiers.kernel_penalty_s``), same
+sample count. With a real slow tier (``--slow-dir``, ``--slow-numa-node``) every configuration
+is timed in its own placement; on a GPU each kernel has one configuration anyway.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,6 +58,7 @@ from .configs import (
     unique_kernels,
 )
 from .copies import DEFAULT_SIZES, CopySample, bandwidths, measure_copies, pool_needs
+from .identity import implementation, namespace
 from .measure import KernelTimer, bind, footprint, penalty_s, pool_sizes
 from .output import KernelRow, kernels_table, nodes_table, tensors_table, write_profile_dir
 from .rebatch import batch_dims, rebatch
@@ -94,6 +108,7 @@ class Plan:
     timed_keys: dict[str, str]  # graph kernel key -> key at the timed batch (the cache key)
     factors: dict[str, float]  # graph kernel key -> time scale factor to the graph's batch
     measure_batch: int | None
+    derived: bool = False  # only all-fast configurations are timed (see the module docstring)
 
     @property
     def batch(self) -> int:
@@ -103,6 +118,24 @@ class Plan:
     @property
     def configurations(self) -> int:
         return sum(len(k.configs) for k in self.kernels)
+
+    def timed_configs(self, kernel: UniqueKernel) -> tuple[Config, ...]:
+        """The configurations of a kernel that are measured: all, or all-fast only."""
+        return kernel.configs[:1] if self.derived else kernel.configs
+
+    def source(self, kernel: UniqueKernel, config: Config) -> Config:
+        """The measured configuration a row's time comes from."""
+        return kernel.configs[0] if self.derived else config
+
+    @property
+    def measurements(self) -> int:
+        return sum(len(self.timed_configs(k)) for k in self.kernels)
+
+
+def derives(options: Options) -> bool:
+    """Whether rows are derived from one all-fast timing per kernel: every configuration would
+    run in host DRAM (an emulated or plain slow tier on a CPU; see the module docstring)."""
+    return not options.tiers.real_slow_tier
 
 
 def plan_profile(graph: Graph, options: Options) -> Plan:
@@ -114,6 +147,9 @@ def plan_profile(graph: Graph, options: Options) -> Plan:
     kernels = unique_kernels(
         graph, fixed, options.max_varied, single_config=options.tiers.device == "cuda", keys=keys
     )
+    derived = derives(options)
+    # configurations come all-fast first: that is the one a derived profile times
+    assert all(k.configs[0].slow_positions == 0 for k in kernels)
     batch = graph.meta.batch
     measure = options.measure_batch
     if measure is not None and not 1 <= measure <= batch:
@@ -124,7 +160,7 @@ def plan_profile(graph: Graph, options: Options) -> Plan:
     if measure is None or measure == batch:
         return Plan(
             graph, keys, fixed, kernels, graph, {k.key: k.key for k in kernels},
-            {k.key: 1.0 for k in kernels}, None,
+            {k.key: 1.0 for k in kernels}, None, derived,
         )  # fmt: skip
     dims = batch_dims(graph)
     timed = rebatch(graph, measure, dims)
@@ -133,7 +169,7 @@ def plan_profile(graph: Graph, options: Options) -> Plan:
         k.key: batch / measure if dims.carries_batch((*k.node.inputs, *k.node.outputs)) else 1.0
         for k in kernels
     }
-    return Plan(graph, keys, fixed, kernels, timed, timed_keys, factors, measure)
+    return Plan(graph, keys, fixed, kernels, timed, timed_keys, factors, measure, derived)
 
 
 def _now() -> str:
@@ -174,17 +210,24 @@ def profile(
         f"autotm-profile: {graph.network} batch {plan.batch}: {len(graph.nodes)} nodes -> "
         f"{len(plan.kernels)} unique kernels, {plan.configurations} configurations"
         + (f" (timed at batch {plan.measure_batch})" if plan.measure_batch else "")
+        + (
+            f"; slow tier in DRAM: {plan.measurements} all-fast timings, the other "
+            f"{plan.configurations - plan.measurements} configurations derived"
+            if plan.derived
+            else ""
+        )
     )
     bound = {k.key: bind(graph, k.node) for k in plan.kernels}
     scratch = {key: int(kernel.scratch_bytes) for key, kernel in bound.items()}
 
+    parts = implementation()
     with open_tiers(options.tiers, 4096, 4096) as probe:
         fingerprint = machine_fingerprint(probe)
+        space = namespace(fingerprint, parts)
         with KernelCache(options.cache_dir or default_cache_dir(), __version__) as cache:
-            measured, todo = _lookup(plan, cache, fingerprint, options.recache)
+            measured, todo = _lookup(plan, cache, space, options.recache)
             copy_samples = [
-                CopySample(*row)
-                for row in ([] if options.recache else cache.lookup_copies(fingerprint))
+                CopySample(*row) for row in ([] if options.recache else cache.lookup_copies(space))
             ]
             counts = {
                 "nodes": len(graph.nodes),
@@ -193,16 +236,20 @@ def profile(
                 "configurations": plan.configurations,
                 "timed": sum(len(configs) for _, configs in todo),
                 "from_cache": len(measured),
+                "derived": plan.configurations - plan.measurements,
+                "discarded_calls": 0,
+                "unsettled": 0,
                 "fixed_tensors": sum(1 for tier in plan.fixed.values() if tier is not None),
             }
             say(
-                f"autotm-profile: machine {fingerprint}: {counts['from_cache']} configurations "
-                f"from the cache ({cache.path}), {counts['timed']} to time"
+                f"autotm-profile: machine {fingerprint}, kernels {space.split('/')[-1]}: "
+                f"{counts['from_cache']} timings from the cache ({cache.path}), "
+                f"{counts['timed']} to take"
             )
             if todo or not copy_samples:
-                _time_missing(
-                    plan, options, todo, bound, cache, fingerprint, measured, copy_samples, err
-                )
+                _time_missing(plan, options, todo, bound, cache, space, measured, copy_samples, err)
+                counts["discarded_calls"] = sum(stats.discarded for stats in measured.values())
+                counts["unsettled"] = sum(not stats.settled for stats in measured.values())
             elif not options.quiet:
                 Progress("profiling", 1, err, quiet=False).finish("all from cache")
         rows = _rows(plan, probe, measured)
@@ -231,6 +278,9 @@ def profile(
         "counts": counts,
         "provenance": provenance,
         "machine_fingerprint": fingerprint,
+        "configuration_times": "derived" if plan.derived else "measured",
+        "cache_namespace": space,
+        "kernel_implementation": parts,
         "seconds": round(time.monotonic() - clock, 3),
     }
     write_profile_dir(
@@ -244,23 +294,39 @@ def profile(
     say(
         f"autotm-profile: {counts['unique_kernels']} unique kernels, "
         f"{counts['configurations']} configurations ({counts['timed']} timed, "
-        f"{counts['from_cache']} from cache) in {manifest['seconds']:.1f} s -> {output}"
+        f"{counts['from_cache']} from cache, {counts['derived']} derived"
+        + (
+            f"; {counts['discarded_calls']} stalled calls set aside"
+            if counts["discarded_calls"]
+            else ""
+        )
+        + f") in {manifest['seconds']:.1f} s -> {output}"
     )
+    if counts["unsettled"]:
+        say(
+            f"autotm-profile: warning: {counts['unsettled']} timing(s) kept a median over "
+            f"{options.protocol.spread_limit:g}x their fastest call through the whole extension "
+            "(a busy machine); rerun with --recache when it is quieter"
+        )
     return manifest
 
 
 def _lookup(
-    plan: Plan, cache: KernelCache, fingerprint: str, recache: bool
+    plan: Plan, cache: KernelCache, space: str, recache: bool
 ) -> tuple[dict[tuple[str, str], Stats], list[tuple[UniqueKernel, list[Config]]]]:
-    """Step 3: the cached timings by (kernel key, configuration), and what is left to time."""
+    """Step 3: the cached timings by (kernel key, configuration), and what is left to time.
+
+    ``space`` is the cache namespace (machine and implementation, :mod:`.identity`).
+    """
     measured: dict[tuple[str, str], Stats] = {}
     todo: list[tuple[UniqueKernel, list[Config]]] = []
     for kernel in plan.kernels:
-        texts = [c.text for c in kernel.configs]
-        hits = {} if recache else cache.lookup(fingerprint, plan.timed_keys[kernel.key], texts)
+        wanted = plan.timed_configs(kernel)
+        texts = [c.text for c in wanted]
+        hits = {} if recache else cache.lookup(space, plan.timed_keys[kernel.key], texts)
         for text, entry in hits.items():
             measured[(kernel.key, text)] = entry.stats
-        missing = [c for c in kernel.configs if c.text not in hits]
+        missing = [c for c in wanted if c.text not in hits]
         if missing:
             todo.append((kernel, missing))
     return measured, todo
@@ -269,7 +335,8 @@ def _lookup(
 def _rows(plan: Plan, tiers: Tiers, measured: dict[tuple[str, str], Stats]) -> list[KernelRow]:
     """Step 5: every configuration's time at the graph's batch, with its provenance.
 
-    The measured time is scaled to the graph's batch first, then the emulated penalty of the
+    The measured time (of the configuration itself, or of the kernel all fast when the plan
+    derives) is scaled to the graph's batch first, then the emulated penalty of the
     configuration's bytes at that batch is added (0 on real tiers). A row whose tensors are all
     fast has no emulated part: it is ``measured`` (or only ``scaled``).
     """
@@ -277,7 +344,7 @@ def _rows(plan: Plan, tiers: Tiers, measured: dict[tuple[str, str], Stats]) -> l
     for kernel in plan.kernels:
         factor = plan.factors[kernel.key]
         for config in kernel.configs:
-            base = measured[(kernel.key, config.text)]
+            base = measured[(kernel.key, plan.source(kernel, config).text)]
             penalty = penalty_s(tiers, kernel.node, plan.graph, config)
             emulated = config.slow_positions > 0 and tiers.emulated
             provenance = combine(
@@ -288,18 +355,54 @@ def _rows(plan: Plan, tiers: Tiers, measured: dict[tuple[str, str], Stats]) -> l
     return rows
 
 
+def _retry_unsettled(
+    plan: Plan,
+    timer: KernelTimer,
+    todo: Sequence[tuple[UniqueKernel, list[Config]]],
+    prepared_kernels: dict[str, Any],
+    cache: KernelCache,
+    space: str,
+    measured: dict[tuple[str, str], Stats],
+    progress: Progress,
+) -> None:
+    """Time once more, after every other kernel, each configuration whose timing ended with a
+    wide spread (a burst of slow calls outlasting the protocol's extension; see
+    :mod:`autotm_profile.timing`): bursts come and go, and a later try often misses it. The
+    settled timing wins, else the lower median; the stalled calls of both tries are counted."""
+    retry = [
+        (kernel, config)
+        for kernel, configs in todo
+        for config in configs
+        if not measured[(kernel.key, config.text)].settled
+    ]
+    for number, (kernel, config) in enumerate(retry, 1):
+        prepared = timer.prepare(kernel.node, prepared_kernels[kernel.key])
+        first = measured[(kernel.key, config.text)]
+        second = timer.time(prepared, config)
+        best = second if second.settled or second.median_s < first.median_s else first
+        best = replace(best, discarded=first.discarded + second.discarded)
+        measured[(kernel.key, config.text)] = best
+        cache.store(
+            space, plan.timed_keys[kernel.key], {config.text: Entry(best, prepared.scratch_bytes)}
+        )
+        progress.advance(0.0, f"again: {number}/{len(retry)} {kernel.node.op_type}")
+
+
 def _time_missing(
     plan: Plan,
     options: Options,
     todo: Sequence[tuple[UniqueKernel, list[Config]]],
     bound: dict[str, Any],
     cache: KernelCache,
-    fingerprint: str,
+    space: str,
     measured: dict[tuple[str, str], Stats],
     copy_samples: list[CopySample],
     err: TextIO,
 ) -> None:
-    """Step 4: time what the cache lacks, committing each kernel; measure copies if needed."""
+    """Step 4: time what the cache lacks, committing each kernel; measure copies if needed.
+
+    ``space`` is the cache namespace the timings are stored under.
+    """
     graph = plan.timed_graph
     prepared_kernels = (
         bound if graph is plan.graph else {k.key: bind(graph, k.node) for k, _ in todo}
@@ -330,16 +433,16 @@ def _time_missing(
                 previous = stats.median_s
                 entries[config.text] = Entry(stats, prepared.scratch_bytes)
                 measured[(kernel.key, config.text)] = stats
+                slow = sum(t == SLOW for t in (*config.input_tiers, *config.output_tiers))
                 progress.advance(
                     weights[kernel.key],
-                    f"kernel {number}/{len(todo)} {kernel.node.op_type} "
-                    f"{sum(t == SLOW for t in (*config.input_tiers, *config.output_tiers))} slow",
+                    f"kernel {number}/{len(todo)} {kernel.node.op_type}"
+                    + ("" if plan.derived else f" {slow} slow"),
                 )
-            cache.store(fingerprint, plan.timed_keys[kernel.key], entries)
+            cache.store(space, plan.timed_keys[kernel.key], entries)
+        _retry_unsettled(plan, timer, todo, prepared_kernels, cache, space, measured, progress)
         if need_copies:
             samples = measure_copies(tiers, options.copy_sizes)
-            cache.store_copies(
-                fingerprint, [(s.direction, s.mode, s.nbytes, s.seconds) for s in samples]
-            )
+            cache.store_copies(space, [(s.direction, s.mode, s.nbytes, s.seconds) for s in samples])
             copy_samples.extend(samples)
             progress.advance(0.5, "copy bandwidth")
