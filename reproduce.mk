@@ -18,6 +18,10 @@
 SUITE ?= default
 RUNNER ?= local
 OUT ?= out/$(SUITE)
+# One BLAS thread per tool: OpenBLAS's threads spin-wait for each other and stall for hundreds
+# of milliseconds when anything else holds a core, which distorts profiles and runs alike.
+# Profile and execute must agree on it (it is part of the profile cache's identity).
+export OPENBLAS_NUM_THREADS ?= 1
 
 include suites/$(SUITE).mk
 -include containers/containers.mk

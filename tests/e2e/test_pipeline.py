@@ -88,6 +88,8 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
             *map(str, plans.values()),
             "--profiles",
             str(profile),
+            "--case-study",
+            NETWORK,
             "-q",
             "-o",
             str(report),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 def test_the_shipped_model_loads_and_cites_its_sources() -> None:
     assert DEFAULT_MODEL in shipped_models()
-    model = DeviceModel.load(DEFAULT_MODEL)
+    model = DeviceModel.load(DEFAULT_MODEL, threads=24)  # the whole socket: numbers as shipped
     assert model.name == DEFAULT_MODEL
     citations = " ".join(s["citation"] for s in model.to_json()["sources"])
     assert "1903.05714" in citations and "FAST 2020" in citations and "AutoTM" in citations
@@ -32,7 +32,7 @@ def test_a_user_file_loads(tmp_path: Path) -> None:
     doc["tiers"]["slow"]["read_bytes_per_s"] = 20e9
     path = tmp_path / "cxl.json"
     path.write_text(json.dumps(doc))
-    model = DeviceModel.load(str(path))
+    model = DeviceModel.load(str(path), threads=24)
     assert model.name == "my-cxl" and model.slow.read_bytes_per_s == 20e9
     assert model.provenance == "emulated:my-cxl"
 
@@ -97,3 +97,28 @@ def test_cache_penalty_charges_misses_and_write_backs() -> None:
         4096 * (1 / m.slow.read_bytes_per_s - 1 / m.fast.read_bytes_per_s)
     )
     assert m.cache_penalty_s(0, 4096) == pytest.approx(4096 / m.slow.write_bytes_per_s)
+
+
+@pytest.mark.parametrize(("threads", "share"), [(2, 2 / 24), (12, 0.5), (24, 1.0), (48, 1.0)])
+def test_an_emulated_run_is_a_slice_of_the_socket(threads: int, share: float) -> None:
+    """Bandwidths and sync copy rates scale with the threads used; latencies and the one-thread
+    async copies do not; the slice is recorded in the document."""
+    whole = DeviceModel.load(DEFAULT_MODEL, threads=24)
+    part = DeviceModel.load(DEFAULT_MODEL, threads=threads)
+    assert part.slow.read_bytes_per_s == pytest.approx(whole.slow.read_bytes_per_s * share)
+    assert part.fast.write_bytes_per_s == pytest.approx(whole.fast.write_bytes_per_s * share)
+    assert part.slow.read_latency_s == whole.slow.read_latency_s
+    assert part.copy_bytes_per_s("slow_to_fast", "sync") == pytest.approx(29e9 * share)
+    assert part.copy_bytes_per_s("slow_to_fast", "async") == 2e9
+    assert part.to_json()["emulated_slice"] == {"threads": threads, "cores": 24, "share": share}
+    # the penalty of the same traffic grows as the slice shrinks
+    assert part.kernel_penalty_s(10**8, 10**8) >= whole.kernel_penalty_s(10**8, 10**8)
+
+
+def test_kernel_threads_follow_openblas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotm_execute.device_model import kernel_threads
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert kernel_threads() == 1
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert kernel_threads() >= 1

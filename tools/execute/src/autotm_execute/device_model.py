@@ -25,12 +25,23 @@ It assumes each byte of a tensor crosses the memory bus once, which holds for st
 kernels and for blocked GEMM/convolution whose reuse stays in cache; it over-charges a
 compute-bound kernel whose memory traffic would have hidden under compute. The README of
 autotm-execute discusses the limits.
+
+A model may say how many ``cores`` share its bandwidths (a whole socket's figures are what
+all of its cores reach together). An emulated run then stands for the slice of that machine
+its kernels run on: with ``t`` threads (``OPENBLAS_NUM_THREADS``, else the CPUs this process
+may use), both tiers' bandwidths and the synchronous copy rates are scaled by ``t / cores``
+(at most 1), keeping the machine's balance of compute to memory bandwidth. Without the
+scaling, a 2-core emulation of a 24-core socket would give each core twelve times the memory
+bandwidth it had, and the slow tier would hardly matter. Latencies and the asynchronous copy
+rates (one copy thread) are not scaled. The slice used is recorded in the document
+(``emulated_slice``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -75,30 +86,52 @@ class DeviceModel:
     document: dict[str, Any]
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any], source: str = "<device model>") -> DeviceModel:
-        """Build from a document, validating it against device-model.schema.json."""
+    def from_json(
+        cls, doc: dict[str, Any], source: str = "<device model>", threads: int | None = None
+    ) -> DeviceModel:
+        """Build from a document, validating it against device-model.schema.json.
+
+        ``threads``: the threads the emulated kernels run on (default :func:`kernel_threads`),
+        for models that say how many ``cores`` share their bandwidths.
+        """
         validate_document(doc, "device-model", source)
-        tiers = doc["tiers"]
+        document = json.loads(json.dumps(doc))  # a private deep copy: the model is frozen
+        document.pop("emulated_slice", None)
+        share = 1.0
+        if "cores" in document:
+            used = kernel_threads() if threads is None else threads
+            share = min(1.0, used / int(document["cores"]))
+            document["emulated_slice"] = {
+                "threads": used,
+                "cores": int(document["cores"]),
+                "share": share,
+            }
+        tiers = document["tiers"]
         return cls(
-            name=str(doc["name"]),
-            fast=_tier(tiers["fast"]),
-            slow=_tier(tiers["slow"]),
+            name=str(document["name"]),
+            fast=_tier(tiers["fast"], share),
+            slow=_tier(tiers["slow"], share),
             copy_rates={
-                direction: {mode: float(rate[f"{mode}_bytes_per_s"]) for mode in ("sync", "async")}
-                for direction, rate in doc["copy"].items()
+                direction: {
+                    mode: float(rate[f"{mode}_bytes_per_s"]) * (share if mode == "sync" else 1.0)
+                    for mode in ("sync", "async")
+                }
+                for direction, rate in document["copy"].items()
                 if direction in ("slow_to_fast", "fast_to_slow")
             },
-            document=json.loads(json.dumps(doc)),  # a private deep copy: the model is frozen
+            document=document,
         )
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> DeviceModel:
-        """A shipped model by name, or a JSON file; BadInputError (exit 2) naming what exists."""
+    def load(cls, name_or_path: str | Path, threads: int | None = None) -> DeviceModel:
+        """A shipped model by name, or a JSON file; BadInputError (exit 2) naming what exists.
+
+        ``threads`` as for :meth:`from_json`."""
         text = str(name_or_path)
         if text in shipped_models():
             resource = resources.files(__package__).joinpath("models", f"{text}.json")
             doc = json.loads(resource.read_text(encoding="utf-8"))
-            return cls.from_json(doc, f"{text} (shipped model)")
+            return cls.from_json(doc, f"{text} (shipped model)", threads)
         path = Path(text)
         if path.suffix == ".json" or path.exists() or "/" in text:
             if not path.is_file():
@@ -106,7 +139,7 @@ class DeviceModel:
                     f"--device-model {text}: expected an existing device model JSON file or one "
                     f"of the shipped models {shipped_models()}"
                 )
-            return cls.from_json(read_document(path, "device-model"), text)
+            return cls.from_json(read_document(path, "device-model"), text, threads)
         raise BadInputError(
             f"--device-model {text}: unknown device model; expected one of {shipped_models()} "
             "or a path to a JSON file"
@@ -178,10 +211,18 @@ class DeviceModel:
         return nbytes / self.copy_bytes_per_s(direction, mode)
 
 
-def _tier(doc: dict[str, Any]) -> TierModel:
+def kernel_threads() -> int:
+    """Threads the kernels run on: OPENBLAS_NUM_THREADS when set, else the usable CPUs."""
+    configured = os.environ.get("OPENBLAS_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0))
+
+
+def _tier(doc: dict[str, Any], share: float = 1.0) -> TierModel:
     return TierModel(
-        read_bytes_per_s=float(doc["read_bytes_per_s"]),
-        write_bytes_per_s=float(doc["write_bytes_per_s"]),
+        read_bytes_per_s=float(doc["read_bytes_per_s"]) * share,
+        write_bytes_per_s=float(doc["write_bytes_per_s"]) * share,
         read_latency_s=float(doc["read_latency_s"]),
         write_latency_s=float(doc["write_latency_s"]),
     )
