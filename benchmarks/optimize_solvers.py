@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 from autotm_optimize import baselines, load_problem
-from autotm_optimize.formulation import Formulation, FormulationSettings
+from autotm_optimize.formulation import Formulation, FormulationSettings, memory_unit
 from autotm_optimize.optimize import _caps, _tick_seconds
-from autotm_optimize.problem import PAGE
 from autotm_optimize.reductions import ReductionSettings, reduce
 from autotm_optimize.solution import hint_from_tiers
 from autotm_optimize.solve import BACKENDS, SolveOptions, solve
@@ -40,14 +39,16 @@ def compare(
     for kind in formulations:
         for ratio in ratios:
             limit = fast_limit_from_ratio(problem.footprint_bytes(), parse_ratio(ratio))
-            reduced = reduce(problem, limit // PAGE, ReductionSettings())
+            reduced = reduce(problem, limit, ReductionSettings())
+            unit = memory_unit(problem.footprint_bytes())
             started = time.monotonic()
             formulation = Formulation(
                 problem,
                 reduced,
                 FormulationSettings(kind),
-                _caps(problem, reduced, limit // PAGE),
+                _caps(problem, reduced, limit, unit),
                 _tick_seconds(problem, reduced),
+                unit,
             )
             milp = formulation.build()
             build_s = time.monotonic() - started

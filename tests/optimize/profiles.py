@@ -40,6 +40,11 @@ class T:
     pages: int
     kind: str = "activation"
     fixed_tier: str | None = None
+    nbytes: int | None = None  # an exact size instead of whole pages (small tensors)
+
+    @property
+    def bytes(self) -> int:
+        return self.pages * PAGE if self.nbytes is None else self.nbytes
 
 
 @dataclass
@@ -89,7 +94,7 @@ def write(directory: Path, spec: Spec) -> Path:
     tensors: dict[str, dict[str, Any]] = {
         t.name: {
             "name": t.name,
-            "bytes": t.pages * PAGE,
+            "bytes": t.bytes,
             "kind": t.kind,
             "producer": None,
             "users": [],
@@ -116,10 +121,11 @@ def write(directory: Path, spec: Spec) -> Path:
             }
         )
         distinct = list(dict.fromkeys([*node.inputs, *node.outputs]))
-        for choice in itertools.product(("fast", "slow"), repeat=len(distinct)):
-            tiers = dict(zip(distinct, choice, strict=True))
-            if any(tensors[n]["fixed_tier"] not in (None, tiers[n]) for n in distinct):
-                continue
+        free = [n for n in distinct if tensors[n]["fixed_tier"] is None]
+        for choice in itertools.product(("fast", "slow"), repeat=len(free)):
+            tiers = {n: tensors[n]["fixed_tier"] for n in distinct} | dict(
+                zip(free, choice, strict=True)
+            )
             seconds = node.seconds(tiers) if callable(node.seconds) else node.seconds
             if seconds is None:
                 continue
@@ -258,6 +264,68 @@ def small_network() -> Spec:
                 ["lr", "w", "gw"],
                 ["w_new"],
                 penalty(0.0005, w=0.0005, gw=0.0005, w_new=0.0005),
+            ),
+        ],
+    )
+
+
+SMALL_TENSORS = 48
+SMALL_BYTES = 512
+
+
+def small_tensors() -> Spec:
+    """A layer with 48 BatchNormalization-like statistics of 512 bytes, pinned fast as the
+    profile pins tensors under a page, beside two activations of 10 pages.
+
+    The statistics take 48 x 512 B = 6 pages if they share pages (the alignment rule), 48 if
+    each took a page. At node 1, x, y and the statistics need 26 pages: a 27-page limit holds
+    them only with shared pages.
+    """
+    stats = [f"bn{i}" for i in range(SMALL_TENSORS)]
+    return Spec(
+        tensors=[
+            T("x", 10),
+            T("y", 10),
+            T("out", 1, "output"),
+            *(T(n, 0, "parameter", fixed_tier="fast", nbytes=SMALL_BYTES) for n in stats),
+        ],
+        nodes=[
+            N("make_x", [], ["x"], penalty(0.001, x=0.0005)),
+            N("bn", ["x", *stats], ["y"], penalty(0.001, x=0.0005, y=0.0005)),
+            N("use_y", ["y"], ["out"], penalty(0.001, y=0.0005)),
+        ],
+        network="small-tensors",
+    )
+
+
+def fragmenting() -> Spec:
+    """Buffers whose peak (9 pages, at node 4) no fixed greedy order reaches: every order
+    leaves a page-sized hole (10 pages), only a clever arrangement fits 9.
+
+    a (3) lives 0..3 and f (2) 0..2; b (3) and c (2) are made at 3, d and e (2 each) at 4.
+    Each kernel pays a little for a slow tensor, d the least: under a 9-page limit the
+    all-fast plan is optimal but, arranged greedily, needs 10 pages; giving up d (or a
+    headroom of a page) fits.
+    """
+    return Spec(
+        tensors=[
+            T("a", 3),
+            T("f", 2),
+            T("b", 3),
+            T("c", 2),
+            T("d", 2, "output"),
+            T("e", 2, "output"),
+        ],
+        nodes=[
+            N("make_af", [], ["a", "f"], penalty(0.001, a=0.0005, f=0.0005)),
+            N("idle", [], [], 0.001),
+            N("use_f", ["f"], [], penalty(0.001, f=0.0005)),
+            N("make_bc", ["a"], ["b", "c"], penalty(0.001, a=0.0005, b=0.0005, c=0.0005)),
+            N(
+                "make_de",
+                ["b", "c"],
+                ["d", "e"],
+                penalty(0.001, b=0.0005, c=0.0005, d=0.0001, e=0.0002),
             ),
         ],
     )

@@ -68,14 +68,14 @@ def test_numa_warm_start_is_feasible_and_round_trips(
     profile_dir: Callable[[str], Path], kind: str
 ) -> None:
     problem = load_problem(profile_dir("small_network"))
-    limit = 30
+    limit = 30 * PAGE
     reduced = reduce(problem, limit, ReductionSettings())
-    caps = limit - problem.scratch_pages() - reduced.fixed_fast_pages
-    formulation = Formulation(problem, reduced, FormulationSettings(kind), caps, 1e-6)
+    caps = (limit - problem.scratch_bytes() - reduced.fixed_fast_bytes) // PAGE
+    formulation = Formulation(problem, reduced, FormulationSettings(kind), caps, 1e-6, PAGE)
     milp = formulation.build()
-    fast, _ = numa_tiers(problem, limit * PAGE, reduced.fixed)
+    fast, _ = numa_tiers(problem, limit, reduced.fixed)
     hint = hint_from_tiers(formulation, fast)
-    assert milp.violations(hint) == []
+    assert milp.feasible(hint)
     placement = placement_of(formulation, hint)
     assert [placement.fast_at(t.index, t.birth) for t in problem.tensors] == fast
     # The traced placement maps back onto the very same variables.
@@ -87,15 +87,17 @@ def test_a_synchronous_plan_warm_starts_the_asynchronous_model(
     profile_dir: Callable[[str], Path],
 ) -> None:
     problem = load_problem(profile_dir("evict_and_fetch"))
-    reduced = reduce(problem, 21, ReductionSettings())
-    caps = 21 - problem.scratch_pages() - reduced.fixed_fast_pages
-    sync = Formulation(problem, reduced, FormulationSettings("synchronous"), caps, 1e-6)
+    reduced = reduce(problem, 21 * PAGE, ReductionSettings())
+    caps = (21 * PAGE - problem.scratch_bytes() - reduced.fixed_fast_bytes) // PAGE
+    sync = Formulation(problem, reduced, FormulationSettings("synchronous"), caps, 1e-6, PAGE)
     result = solve(sync.build(), SolveOptions("scip", 10, 0.0, 1), quiet=True)
     assert result.values is not None
-    asynchronous = Formulation(problem, reduced, FormulationSettings("asynchronous"), caps, 1e-6)
+    asynchronous = Formulation(
+        problem, reduced, FormulationSettings("asynchronous"), caps, 1e-6, PAGE
+    )
     milp = asynchronous.build()
     hint = hint_from_placement(asynchronous, placement_of(sync, result.values))
-    assert hint is not None and milp.violations(hint) == []
+    assert hint is not None and milp.feasible(hint)
     # Node 1 is a candidate point of the asynchronous model, where the synchronous plan's
     # eviction reads as an asynchronous write: the same residencies, never a higher cost.
     assert milp.objective_value(hint) <= sync.milp.objective_value(result.values) + 2

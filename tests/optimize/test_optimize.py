@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from autotm_optimize import FORMULATIONS, OptimizeOptions, load_problem, optimize, verify
+from autotm_optimize import (
+    FORMULATIONS,
+    OptimizeOptions,
+    addresses,
+    baselines,
+    load_problem,
+    optimize,
+    placement,
+    verify,
+)
 from autotm_optimize.formulation import FormulationSettings
-from autotm_optimize.optimize import _tighten, minimum_limit
+from autotm_optimize.optimize import Tightening, _Clock, minimum_limit
 from autotm_optimize.placement import PoolOverflow
 from autotm_optimize.reductions import ReductionSettings, reduce
 from autotm_optimize.solve import SolveOptions
@@ -17,6 +27,7 @@ from autotm_schemas import InfeasibleError, validate_document
 
 PAGE = 4096
 SCIP = SolveOptions("scip", 20, 0.0, 1)
+HIGHS = SolveOptions("highs", 20, 0.0, 1)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -79,7 +90,7 @@ def test_an_infeasible_formulation_reports_the_smallest_limit(
     problem = load_problem(profile_dir("evict_and_fetch"))
     with pytest.raises(InfeasibleError, match=r"smallest feasible fast limit .* is 122880 bytes"):
         optimize(problem, OptimizeOptions("static", fast_limit=21 * PAGE, solve=SCIP), quiet=True)
-    reduced = reduce(problem, 21, ReductionSettings())
+    reduced = reduce(problem, 21 * PAGE, ReductionSettings())
     assert minimum_limit(problem, reduced, FormulationSettings("synchronous"), SCIP) == (
         86016,
         True,
@@ -94,17 +105,26 @@ def test_all_fast_refuses_a_smaller_limit(profile_dir: Callable[[str], Path]) ->
     assert plan.ratio == "0:1" and plan.fast_limit_bytes == plan.fast_pool_bytes
 
 
-def test_tightening_starts_at_crowded_nodes_and_escalates() -> None:
-    caps = np.full(6, 100, dtype=np.int64)
+def test_tightening_cuts_crowded_nodes_and_keeps_a_growing_headroom() -> None:
+    caps = np.full(6, 100, dtype=np.int64)  # in units of a page here
     limit = 100 * PAGE
     top = np.array([50, 120, 120, 120, 60, 60]) * PAGE
     live = np.array([50, 95, 60, 99, 60, 60]) * PAGE
-    overflow = PoolOverflow(120 * PAGE, limit, top, live)
-    assert _tighten(caps, overflow, 1) == 2
-    assert caps.tolist() == [100, 80, 100, 80, 100, 100]
-    # Later rounds cut twice as deep, a node wider, and at every overflowing node.
-    assert _tighten(caps, overflow, 3) == 6
-    assert caps.tolist() == [20, 0, 20, 0, 20, 20]
+    tightening = Tightening(caps, limit, PAGE)
+    assert tightening.apply(PoolOverflow(120 * PAGE, limit, top, live)) == 6
+    # Crowded nodes 1 and 3 lose the overflow there (20 pages); every node keeps a headroom of
+    # the fragmentation seen: 120 pages arranged for a peak of 99 live ones.
+    assert tightening.headroom == 21 * PAGE
+    assert caps.tolist() == [79, 79, 79, 79, 79, 79]
+    # Next overflow, 2 pages over: the headroom grows by the overflow (at least 0.2 % of the
+    # limit), doubled each further round, unless the fragmentation seen is larger.
+    top2 = np.array([50, 60, 102, 60, 60, 60]) * PAGE
+    live2 = np.array([50, 60, 75, 60, 60, 60]) * PAGE
+    tightening.apply(PoolOverflow(102 * PAGE, limit, top2, live2))
+    assert tightening.headroom == 27 * PAGE  # 102 - 75 > 21 + 2
+    assert caps.tolist() == [73, 73, 73, 73, 73, 73]
+    tightening.apply(PoolOverflow(101 * PAGE, limit, top2 - PAGE, live2 + 20 * PAGE))
+    assert tightening.headroom == 27 * PAGE + 2 * PAGE
 
 
 def test_progress_and_summary_go_to_the_stream(profile_dir: Callable[[str], Path]) -> None:
@@ -117,3 +137,86 @@ def test_progress_and_summary_go_to_the_stream(profile_dir: Callable[[str], Path
     )
     text = stream.getvalue()
     assert "synchronous model:" in text and "variables" in text and "optimal" in text
+
+
+def test_fragmentation_is_resolved_by_a_headroom_and_a_re_solve(
+    profile_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Randomized restarts would find the one arrangement that fits: switch them off so that
+    # the greedy orders overflow (10 pages for a peak of 9) and the driver must re-solve.
+    monkeypatch.setattr(placement, "RESTARTS_WITHIN", -1.0)
+    problem = load_problem(profile_dir("fragmenting"))
+    limit = 9 * PAGE
+    plan = optimize(problem, OptimizeOptions("static", fast_limit=limit, solve=HIGHS), quiet=True)
+    assert verify(plan, problem) == []
+    assert plan.fast_pool_bytes <= limit
+    assert plan.solver.rounds == 2 and plan.reductions["fragmentation_resolves"] == 1
+    assert plan.reductions["fragmentation_headroom_bytes"] == PAGE  # the hole greedy left
+    assert "fallback" not in plan.reductions
+    slow = {t.name for t in plan.tensors if all(r.tier == "slow" for r in t.residencies)}
+    assert slow == {"d"}  # the cheapest tensor to give up
+    assert plan.predicted.total_s == pytest.approx(0.005 + 0.0001)
+
+
+def test_without_any_arrangement_the_error_names_the_achievable_limit(
+    profile_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(placement, "RESTARTS_WITHIN", -1.0)
+    monkeypatch.setattr(addresses, "PACK_MAX_BUFFERS", 0)  # no CP-SAT search either
+
+    def no_baseline(problem: object, limit: int) -> object:
+        raise InfeasibleError("no first-touch placement")
+
+    monkeypatch.setattr(baselines, "numa", no_baseline)
+    problem = load_problem(profile_dir("fragmenting"))
+    options = OptimizeOptions("static", fast_limit=9 * PAGE, solve=HIGHS, max_rounds=1)
+    with pytest.raises(InfeasibleError, match=r"smallest achievable fast limit found is 40960 "):
+        optimize(problem, options, quiet=True)
+    # ... and that limit is achievable indeed.
+    plan = optimize(problem, replace(options, fast_limit=40960), quiet=True)
+    assert plan.fast_pool_bytes <= 40960 and verify(plan, problem) == []
+
+
+def test_the_last_round_searches_with_cp_sat(
+    profile_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(placement, "RESTARTS_WITHIN", -1.0)
+    problem = load_problem(profile_dir("fragmenting"))
+    options = OptimizeOptions("static", fast_limit=9 * PAGE, solve=HIGHS, max_rounds=1)
+    plan = optimize(problem, options, quiet=True)
+    assert plan.fast_pool_bytes == 9 * PAGE and plan.solver.rounds == 1
+    assert plan.predicted.total_s == pytest.approx(0.005)  # the all-fast plan, arranged
+    assert verify(plan, problem) == []
+
+
+def test_a_baseline_that_fits_is_the_fallback_when_no_arrangement_does(
+    profile_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(placement, "RESTARTS_WITHIN", -1.0)
+    monkeypatch.setattr(addresses, "PACK_MAX_BUFFERS", 0)
+    problem = load_problem(profile_dir("fragmenting"))
+    options = OptimizeOptions("static", fast_limit=9 * PAGE, solve=HIGHS, max_rounds=1)
+    plan = optimize(problem, options, quiet=True)
+    assert verify(plan, problem) == [] and plan.fast_pool_bytes <= 9 * PAGE
+    assert plan.reductions["fallback"].startswith("numa: no arrangement")
+    assert plan.formulation == "static" and plan.solver.name == "highs"
+
+
+@pytest.mark.parametrize("formulation", ["static", "synchronous"])
+def test_the_ilp_is_never_predicted_slower_than_numa(
+    profile_dir: Callable[[str], Path], formulation: str
+) -> None:
+    problem = load_problem(profile_dir("small_network"))
+    for pages in (14, 20, 30):
+        numa = optimize(problem, OptimizeOptions("numa", fast_limit=pages * PAGE), quiet=True)
+        options = OptimizeOptions(formulation, fast_limit=pages * PAGE, solve=HIGHS)
+        plan = optimize(problem, options, quiet=True)
+        assert plan.predicted.total_s <= numa.predicted.total_s + 1e-12
+
+
+def test_the_time_limit_bounds_the_whole_run() -> None:
+    clock = _Clock(10.0)
+    assert clock.left() <= 10.0
+    share = clock.share(0.5)
+    assert share is not None and share <= 5.0
+    assert _Clock(None).share(0.5) is None and _Clock(None).left() == float("inf")

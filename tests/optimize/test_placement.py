@@ -6,9 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from autotm_optimize import load_problem, verify
+from autotm_optimize import OptimizeOptions, load_problem, optimize, verify
 from autotm_optimize.placement import Placement, PlannedMove, PoolOverflow, Span, realize
 from autotm_optimize.plan import SolverStats
+from autotm_optimize.solve import SolveOptions
+
+from . import profiles
 
 PAGE = 4096
 STATS = SolverStats("heuristic", "heuristic")
@@ -93,3 +96,25 @@ def test_without_a_limit_the_pool_sizes_itself(profile_dir: Callable[[str], Path
     )
     assert plan.fast_limit_bytes == plan.fast_pool_bytes == 30 * PAGE  # x, y, w alive at node 2
     assert plan.footprint_bytes == 30 * PAGE
+
+
+@pytest.mark.parametrize("formulation", ["numa", "static", "synchronous", "asynchronous"])
+def test_small_tensors_share_pages_in_the_fast_pool(
+    profile_dir: Callable[[str], Path], formulation: str
+) -> None:
+    # The resnet200-mini failure: thousands of tiny pinned tensors each took a 4 KiB page and
+    # "tensor '...saved_mean' must stay in fast memory but 512 B does not fit the fast limit".
+    problem = load_problem(profile_dir("small_tensors"))
+    limit = 27 * PAGE
+    options = OptimizeOptions(formulation, fast_limit=limit, solve=SolveOptions("scip", 20))
+    plan = optimize(problem, options, quiet=True)
+    assert verify(plan, problem) == []
+    assert plan.fast_pool_bytes <= limit
+    stats = [t for t in plan.tensors if t.name.startswith("bn")]
+    assert len(stats) == profiles.SMALL_TENSORS
+    offsets = [r.offset for t in stats for r in t.residencies if r.tier == "fast"]
+    assert len(offsets) == profiles.SMALL_TENSORS and all(o % 64 == 0 for o in offsets)
+    pages_used = {o // PAGE for o in offsets}
+    assert len(pages_used) == profiles.SMALL_TENSORS * profiles.SMALL_BYTES // PAGE  # 6 pages
+    # The footprint counts them as the pools do: 26 pages at node 1, not 68.
+    assert problem.footprint_bytes() == (10 + 10 + 6) * PAGE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from autotm_optimize.problem import load_problem, pages
+from autotm_optimize.problem import load_problem, scratch_pool_bytes, tensor_pool_bytes
 from autotm_schemas import BadInputError, SchemaError
 
 from . import profiles
@@ -28,16 +28,30 @@ def test_lifetimes_follow_the_contract(profile_dir: Callable[[str], Path]) -> No
 
 def test_footprint_is_the_all_fast_peak_with_scratch(profile_dir: Callable[[str], Path]) -> None:
     problem = load_problem(profile_dir("small_network"))
-    live = problem.live_pages() + problem.scratch_pages()
-    assert problem.footprint_pages() == int(live.max())
+    live = problem.live_bytes() + problem.scratch_bytes()
+    assert problem.footprint_bytes() == int(live.max())
     # Node 0: w 8, img 6, lr 1, h 12, plus 4 pages of scratch.
-    assert int(live[0]) == 8 + 6 + 1 + 12 + 4
-    assert problem.footprint_bytes() == problem.footprint_pages() * 4096
+    assert int(live[0]) == (8 + 6 + 1 + 12 + 4) * 4096
 
 
-@pytest.mark.parametrize(("nbytes", "expected"), [(0, 0), (1, 1), (4096, 1), (4097, 2)])
-def test_pages_round_up(nbytes: int, expected: int) -> None:
-    assert pages(nbytes) == expected
+@pytest.mark.parametrize(
+    ("nbytes", "tensor", "scratch"),
+    [
+        (0, 64, 0),
+        (1, 64, 64),
+        (100, 128, 128),
+        (4095, 4096, 4096),
+        (4096, 4096, 4096),
+        (4097, 8192, 8192),
+    ],
+)
+def test_pool_sizes_follow_the_shared_alignment_rule(
+    nbytes: int, tensor: int, scratch: int
+) -> None:
+    # Small tensors take cache lines (they share pages); a zero-byte tensor still takes one so
+    # that it has an address of its own; no scratch takes no room.
+    assert tensor_pool_bytes(nbytes) == tensor
+    assert scratch_pool_bytes(nbytes) == scratch
 
 
 @pytest.mark.parametrize(

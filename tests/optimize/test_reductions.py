@@ -8,10 +8,12 @@ from pathlib import Path
 from autotm_optimize import load_problem
 from autotm_optimize.reductions import ReductionSettings, reduce
 
+PAGE = 4096
+
 
 def test_tiny_tensors_are_pinned_fast_within_the_budget(profile_dir: Callable[[str], Path]) -> None:
     problem = load_problem(profile_dir("small_network"))
-    reduced = reduce(problem, 1000, ReductionSettings(tiny_fraction=0.001, tiny_budget=0.01))
+    reduced = reduce(problem, 1000 * PAGE, ReductionSettings(tiny_fraction=0.001, tiny_budget=0.01))
     pinned = {problem.tensors[t].name for t, tier in reduced.fixed.items() if tier == "fast"}
     assert pinned == {"lr", "loss"}  # lr by the profile; loss (1 page) <= 1 page threshold
     assert reduced.counts["tiny_tensors_pinned_fast"] == 1
@@ -20,13 +22,13 @@ def test_tiny_tensors_are_pinned_fast_within_the_budget(profile_dir: Callable[[s
 def test_the_budget_halves_the_threshold(profile_dir: Callable[[str], Path]) -> None:
     problem = load_problem(profile_dir("small_network"))
     # A threshold of 12 pages would pin nearly everything: far above 10 % of 100 pages.
-    reduced = reduce(problem, 100, ReductionSettings(tiny_fraction=0.12, tiny_budget=0.1))
+    reduced = reduce(problem, 100 * PAGE, ReductionSettings(tiny_fraction=0.12, tiny_budget=0.1))
     assert reduced.counts.get("tiny_threshold_bytes", 0) < 12 * 4096
 
 
 def test_disabled_reductions_keep_the_full_model(profile_dir: Callable[[str], Path]) -> None:
     problem = load_problem(profile_dir("small_network"))
-    reduced = reduce(problem, 1000, ReductionSettings(enabled=False))
+    reduced = reduce(problem, 1000 * PAGE, ReductionSettings(enabled=False))
     assert reduced.counts["collapsed_tensor_links"] == 0
     assert reduced.counts["linear_time_nodes"] == 0
     assert set(reduced.fixed) == {t.index for t in problem.tensors if t.fixed_tier}
@@ -34,7 +36,7 @@ def test_disabled_reductions_keep_the_full_model(profile_dir: Callable[[str], Pa
 
 def test_additive_kernels_need_no_options(profile_dir: Callable[[str], Path]) -> None:
     problem = load_problem(profile_dir("small_network"))
-    reduced = reduce(problem, 1000, ReductionSettings())
+    reduced = reduce(problem, 1000 * PAGE, ReductionSettings())
     # Every small_network kernel adds a penalty per slow tensor: all are linear or constant.
     assert reduced.counts["configuration_options"] == 0
     assert (
@@ -47,6 +49,6 @@ def test_need_is_scratch_plus_pinned_plus_the_smallest_configuration(
     profile_dir: Callable[[str], Path],
 ) -> None:
     problem = load_problem(profile_dir("evict_and_fetch"))
-    reduced = reduce(problem, 21, ReductionSettings())
+    reduced = reduce(problem, 21 * PAGE, ReductionSettings())
     # Every kernel must have all its tensors fast: use_x needs x, w and out.
-    assert reduced.need_pages.tolist() == [10, 10, 20, 21]
+    assert reduced.need_bytes.tolist() == [10 * PAGE, 10 * PAGE, 20 * PAGE, 21 * PAGE]

@@ -47,7 +47,28 @@ def test_unaligned_offsets_are_caught(swap_plan: tuple[Plan, Problem]) -> None:
     bad = with_tensor(
         plan, "x", tuple(replace(r, offset=r.offset + 8) for r in x_of(plan).residencies)
     )
-    assert any("not 4 KiB-aligned" in p for p in verify(bad, problem))
+    assert any("not a multiple of 4096" in p for p in verify(bad, problem))
+
+
+def test_small_tensors_are_checked_against_their_own_alignment(
+    profile_dir: Callable[[str], Path],
+) -> None:
+    problem = load_problem(profile_dir("small_tensors"))
+    plan = optimize(problem, OptimizeOptions("numa", fast_limit=27 * PAGE), quiet=True)
+    assert verify(plan, problem) == []
+    stat = next(t for t in plan.tensors if t.name == "bn0")
+    assert any(r.offset % PAGE for t in plan.tensors for r in t.residencies if t.bytes < PAGE)
+    shifted = with_tensor(
+        plan, "bn0", tuple(replace(r, offset=r.offset + 8) for r in stat.residencies)
+    )
+    assert any("bn0" in p and "not a multiple of 64" in p for p in verify(shifted, problem))
+    # A page-sized scratch at a cache-line offset is caught too.
+    kernels = tuple(
+        replace(k, scratch_bytes=PAGE, scratch_offset=64) if k.node == 0 else k
+        for k in plan.kernels
+    )
+    problems = verify(replace(plan, kernels=kernels), problem)
+    assert any("scratch offset 64 is not a multiple of 4096" in p for p in problems)
 
 
 def test_a_gap_in_a_life_is_caught(swap_plan: tuple[Plan, Problem]) -> None:

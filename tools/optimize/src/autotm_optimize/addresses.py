@@ -1,10 +1,14 @@
-"""Address assignment: a 4 KiB-aligned offset for every buffer of a pool.
+"""Address assignment: an aligned offset for every buffer of a pool.
 
-A buffer occupies ``size`` bytes over nodes ``start..end`` (inclusive). Two buffers whose node
-ranges intersect must not intersect in address. Finding the smallest pool is dynamic storage
-allocation (NP-hard); the greedy planners of TensorFlow Lite and tinygrad do well in practice:
-take buffers in some order and put each at the best-fitting gap left by the already-placed
-buffers it overlaps in time. We try a few orders and keep the lowest high-water mark.
+A buffer occupies ``size`` bytes over nodes ``start..end`` (inclusive) and starts at a multiple
+of its ``align`` (:mod:`autotm_schemas.alignment`: a page for tensors of a page or more, a cache
+line for smaller ones, so that small tensors share pages). Two buffers whose node ranges
+intersect must not intersect in address. Finding the smallest pool is dynamic storage allocation
+(NP-hard); the greedy planners of TensorFlow Lite and tinygrad do well in practice: take buffers
+in some order and put each at the first (or best) fitting gap left by the already-placed buffers
+it overlaps in time. We try a few orders, then randomized ones, and keep the lowest high-water
+mark; when none fits a limit, CP-SAT's no-overlap-2D (time x address) searches for an
+arrangement that does.
 
 The lower bound is the peak of live bytes over nodes, which the ILP keeps under the limit; the
 gap between the two is fragmentation, which :mod:`autotm_optimize.optimize` removes by re-solving
@@ -18,20 +22,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from autotm_schemas.alignment import PAGE_BYTES, SMALL_ALIGNMENT, alignment
 
-from .problem import PAGE
+from .problem import scratch_pool_bytes, tensor_pool_bytes
 
-ORDERS = ("size", "area", "start")
-# (order, fit) pairs tried in turn; first fit by decreasing size measured best on our plans.
-STRATEGIES = (("size", "first"), ("size", "best"), ("area", "first"), ("start", "first"))
-PACK_MAX_BUFFERS = 600  # CP-SAT packing finds good arrangements quickly up to about this many
+ORDERS = ("size", "area", "start", "long")
+# (order, fit) pairs tried in turn, most often best first (on plans of the mini networks:
+# first fit by decreasing size, then by decreasing area, came within a few percent of the
+# peak where the others, best fit included, left 5 to 30 % of the pool in holes).
+STRATEGIES = (
+    ("size", "first"),
+    ("area", "first"),
+    ("size", "best"),
+    ("area", "best"),
+    ("long", "best"),
+    ("start", "first"),
+)
+RESTART_STRATEGIES = (("size", "first"), ("area", "first"), ("size", "best"))
+SMALL_SCAN = 48  # up to this many overlapping buffers, gaps are found in plain Python
+PACK_MAX_BUFFERS = 4000  # beyond this CP-SAT's no-overlap-2D is too slow to be worth starting
+LINE = SMALL_ALIGNMENT
 
 
 @dataclass(frozen=True)
 class Buffer:
     start: int
     end: int
-    size: int  # bytes, a multiple of PAGE
+    size: int  # bytes it occupies in the pool, a multiple of align
+    align: int = PAGE_BYTES  # its offset is a multiple of this
+
+    @staticmethod
+    def tensor(start: int, end: int, nbytes: int) -> Buffer:
+        """A tensor of ``nbytes`` over nodes start..end, sized and aligned as the pools are."""
+        return Buffer(start, end, tensor_pool_bytes(nbytes), alignment(nbytes))
+
+    @staticmethod
+    def scratch(node: int, nbytes: int) -> Buffer:
+        """A kernel's scratch at one node (empty when the kernel needs none)."""
+        return Buffer(node, node, scratch_pool_bytes(nbytes), alignment(nbytes))
 
 
 @dataclass(frozen=True)
@@ -41,21 +69,34 @@ class Assignment:
     order: str
 
 
+def _align_up(offset: np.ndarray, align: int) -> np.ndarray:
+    return np.asarray(-(-offset // align) * align)
+
+
+def _arrays(buffers: Sequence[Buffer]) -> tuple[np.ndarray, ...]:
+    start = np.fromiter((b.start for b in buffers), dtype=np.int64, count=len(buffers))
+    end = np.fromiter((b.end for b in buffers), dtype=np.int64, count=len(buffers))
+    size = np.fromiter((b.size for b in buffers), dtype=np.int64, count=len(buffers))
+    align = np.fromiter((b.align for b in buffers), dtype=np.int64, count=len(buffers))
+    return start, end, size, align
+
+
 def _order(buffers: Sequence[Buffer], how: str, seed: int | None = None) -> np.ndarray:
-    """Placement order; a ``seed`` jitters sizes by up to 10 % for randomized restarts."""
-    start = np.array([b.start for b in buffers], dtype=np.int64)
-    end = np.array([b.end for b in buffers], dtype=np.int64)
-    size = np.array([b.size for b in buffers], dtype=np.int64)
-    if seed is not None:
-        jitter = np.random.default_rng(seed).uniform(0.9, 1.1, len(buffers))
-        size = (size * jitter).astype(np.int64)
+    """Placement order; a ``seed`` jitters the sort keys by up to 15 % for randomized restarts."""
+    start, end, size, _ = _arrays(buffers)
     length = end - start + 1
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        size = (size * rng.uniform(0.85, 1.15, len(buffers))).astype(np.int64)
+        length = (length * rng.uniform(0.85, 1.15, len(buffers))).astype(np.int64)
     if how == "size":
         keys: tuple[np.ndarray, ...] = (start, -length, -size)  # lexsort: last key first
     elif how == "area":
         keys = (start, -size, -(size * length))
     elif how == "start":
         keys = (-size, start)
+    elif how == "long":
+        keys = (start, -size, -length)
     else:
         raise ValueError(f"unknown order {how!r}; known: {list(ORDERS)}")
     return np.lexsort(keys)
@@ -68,6 +109,45 @@ def _gaps(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gap_lo = np.concatenate(([0], reach))
     gap_hi = np.concatenate((lo[order], [np.iinfo(np.int64).max]))
     return gap_lo, gap_hi
+
+
+def _pick(lo: np.ndarray, hi: np.ndarray, size: int, align: int, fit: str) -> int:
+    """Offset for a buffer among occupied ranges [lo, hi): first or best fitting gap."""
+    if not lo.size:
+        return 0
+    if lo.size <= SMALL_SCAN:
+        return _pick_scan(sorted(zip(lo.tolist(), hi.tolist(), strict=True)), size, align, fit)
+    gap_lo, gap_hi = _gaps(lo, hi)
+    begin = _align_up(gap_lo, align)
+    room = gap_hi - begin
+    fits = np.flatnonzero(room >= size)
+    if fit == "first":
+        return int(begin[fits[0]])
+    bounded = fits[fits < len(lo)]  # best fit among bounded gaps; the open top is the fallback
+    if bounded.size:
+        return int(begin[bounded[np.argmin(room[bounded])]])
+    return int(begin[fits[-1]])
+
+
+def _pick_scan(ranges: list[tuple[int, int]], size: int, align: int, fit: str) -> int:
+    """:func:`_pick` over a few occupied ranges sorted by start, in plain Python (numpy's
+    per-call cost dominates for the handful of buffers a tensor usually overlaps)."""
+    reach = 0
+    best = -1
+    best_room = 0
+    for lo, hi in ranges:
+        begin = -(-reach // align) * align
+        room = lo - begin
+        if room >= size:
+            if fit == "first":
+                return begin
+            if best < 0 or room < best_room:
+                best, best_room = begin, room
+        if hi > reach:
+            reach = hi
+    if best >= 0:
+        return best
+    return -(-reach // align) * align
 
 
 class FirstFit:
@@ -95,10 +175,13 @@ class FirstFit:
             start = np.asarray(self._start)
             end = np.asarray(self._end)
             mask = (start <= buffer.end) & (end >= buffer.start)
-            if mask.any():
-                gap_lo, gap_hi = _gaps(np.asarray(self._lo)[mask], np.asarray(self._hi)[mask])
-                fits = np.flatnonzero(gap_hi - gap_lo >= buffer.size)
-                offset = int(gap_lo[fits[0]])
+            offset = _pick(
+                np.asarray(self._lo)[mask],
+                np.asarray(self._hi)[mask],
+                buffer.size,
+                buffer.align,
+                "first",
+            )
         if offset + buffer.size > self.capacity:
             return None
         self.place_at(buffer, offset)
@@ -106,40 +189,35 @@ class FirstFit:
 
 
 def greedy(
-    buffers: Sequence[Buffer], how: str = "size", fit: str = "first", seed: int | None = None
+    buffers: Sequence[Buffer], how: str = "size", fit: str = "best", seed: int | None = None
 ) -> Assignment:
     """Place buffers in the given order, each at the lowest gap that holds it (``first`` fit)
-    or at the smallest one (``best`` fit)."""
+    or at the tightest one (``best`` fit)."""
     n = len(buffers)
     offsets = np.zeros(n, dtype=np.int64)
     if n == 0:
         return Assignment(offsets, 0, how)
+    start, end, size, align = _arrays(buffers)
     p_start = np.empty(n, dtype=np.int64)
     p_end = np.empty(n, dtype=np.int64)
     p_lo = np.empty(n, dtype=np.int64)
     p_hi = np.empty(n, dtype=np.int64)
+    placed = 0
     high = 0
-    for placed, i in enumerate(_order(buffers, how, seed)):
-        b = buffers[int(i)]
-        offset = 0
-        if b.size > 0 and placed:
-            mask = (p_start[:placed] <= b.end) & (p_end[:placed] >= b.start)
-            lo = p_lo[:placed][mask]
-            if lo.size:
-                gap_lo, gap_hi = _gaps(lo, p_hi[:placed][mask])
-                width = gap_hi - gap_lo
-                fits = np.flatnonzero(width >= b.size)
-                if fit == "first":
-                    pick = fits[0]
-                else:  # best fit among bounded gaps; the open gap on top is the fallback
-                    bounded = fits[fits < len(lo)]
-                    pick = bounded[np.argmin(width[bounded])] if bounded.size else fits[-1]
-                offset = int(gap_lo[pick])
-        offsets[int(i)] = offset
-        p_start[placed], p_end[placed] = b.start, b.end
-        p_lo[placed], p_hi[placed] = offset, offset + b.size
-        high = max(high, offset + b.size)
-    return Assignment(offsets, high, f"{how}/{fit}")
+    for i in _order(buffers, how, seed):
+        b_size = int(size[i])
+        if b_size == 0:
+            continue
+        b_start, b_end = start[i], end[i]
+        mask = (p_start[:placed] <= b_end) & (p_end[:placed] >= b_start)
+        offset = _pick(p_lo[:placed][mask], p_hi[:placed][mask], b_size, int(align[i]), fit)
+        offsets[i] = offset
+        p_start[placed], p_end[placed] = b_start, b_end
+        p_lo[placed], p_hi[placed] = offset, offset + b_size
+        placed += 1
+        high = max(high, offset + b_size)
+    label = f"{how}/{fit}" + ("" if seed is None else f"#{seed}")
+    return Assignment(offsets, high, label)
 
 
 def assign(
@@ -150,8 +228,8 @@ def assign(
 ) -> Assignment:
     """The best of several greedy strategies; stops early once one fits ``limit`` or the peak.
 
-    When none fits ``limit``, randomized restarts of the first strategy (sizes jittered) run
-    for up to ``restarts_s`` seconds: a near miss is often a matter of order.
+    When none fits ``limit``, randomized restarts of the strongest strategies (sort keys
+    jittered) run for up to ``restarts_s`` seconds: a near miss is often a matter of order.
     """
     best: Assignment | None = None
     lower = peak(buffers)
@@ -169,8 +247,8 @@ def assign(
     assert best is not None
     deadline = time.monotonic() + restarts_s
     seed = 0
-    how, fit = strategies[0]
     while limit is not None and time.monotonic() < deadline and not done():
+        how, fit = RESTART_STRATEGIES[seed % len(RESTART_STRATEGIES)]
         seed += 1
         result = greedy(buffers, how, fit, seed)
         if result.high_water < best.high_water:
@@ -185,47 +263,45 @@ def pack(
     threads: int = 2,
     hint: np.ndarray | None = None,
 ) -> Assignment | None:
-    """Exact packing under ``capacity`` with CP-SAT's no-overlap-2D (time x address), or None.
+    """An arrangement under ``capacity`` by CP-SAT's no-overlap-2D (time x address), or None.
 
-    The greedy orders leave gaps a clever arrangement avoids; this is the clever arrangement,
-    for when the greedy one does not fit. Returns None when CP-SAT proves it impossible or finds
-    nothing within its time limit. The pool is also made as low as CP-SAT finds in that time.
+    The greedy orders leave gaps a clever arrangement avoids; this is the search for one, for
+    when no greedy order fits. Addresses are counted in cache lines; a page-aligned buffer's
+    offset is a page count times 64 lines. It stops at the first arrangement that fits (a
+    feasibility search, no objective); None when CP-SAT proves none exists or finds none within
+    its time limit.
     """
-    from ortools.sat.python import cp_model
+    from ortools.sat.python import cp_model  # imported here: it costs a second to load
 
     model = cp_model.CpModel()
-    cap = capacity // PAGE
+    cap = capacity // LINE
     x_intervals = []
     y_intervals = []
-    offsets: list[cp_model.IntVar | None] = []
-    tops = []
+    offsets: list[tuple[cp_model.IntVar, int] | None] = []
     for i, b in enumerate(buffers):
-        size = b.size // PAGE
+        size = b.size // LINE
         if size == 0:
             offsets.append(None)
             continue
         if size > cap:
             return None
-        offset = model.new_int_var(0, cap - size, f"offset{i}")
-        offsets.append(offset)
+        step = max(1, b.align // LINE)
+        var = model.new_int_var(0, (cap - size) // step, f"offset{i}")
+        offsets.append((var, step))
         x_intervals.append(model.new_fixed_size_interval_var(b.start, b.end - b.start + 1, f"t{i}"))
-        y_intervals.append(model.new_fixed_size_interval_var(offset, size, f"a{i}"))
-        tops.append(offset + size)
-        if hint is not None and hint[i] // PAGE + size <= cap:
-            model.add_hint(offset, int(hint[i] // PAGE))
+        y_intervals.append(model.new_fixed_size_interval_var(var * step, size, f"a{i}"))
+        if hint is not None and int(hint[i]) + b.size <= capacity:
+            model.add_hint(var, int(hint[i]) // (step * LINE))
     model.add_no_overlap_2d(x_intervals, y_intervals)
-    high = model.new_int_var(0, cap, "high_water")
-    for top in tops:
-        model.add(high >= top)
-    model.minimize(high)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.max_time_in_seconds = max(0.1, time_limit_s)
     solver.parameters.num_workers = max(1, threads)
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     result = np.array(
-        [0 if v is None else int(solver.value(v)) * PAGE for v in offsets], dtype=np.int64
+        [0 if v is None else int(solver.value(v[0])) * v[1] * LINE for v in offsets],
+        dtype=np.int64,
     )
     high_water = max(
         (int(o) + b.size for o, b in zip(result, buffers, strict=True) if b.size), default=0
@@ -238,11 +314,7 @@ def peak(buffers: Sequence[Buffer]) -> int:
     if not buffers:
         return 0
     last = max(b.end for b in buffers)
-    delta = np.zeros(last + 2, dtype=np.int64)
-    for b in buffers:
-        delta[b.start] += b.size
-        delta[b.end + 1] -= b.size
-    return int(np.cumsum(delta).max())
+    return int(live_by_node(buffers, last + 1).max())
 
 
 def top_by_node(buffers: Sequence[Buffer], offsets: np.ndarray, n_nodes: int) -> np.ndarray:
@@ -270,10 +342,9 @@ def conflicts(
     n = len(buffers)
     if n < 2:
         return []
-    start = np.array([b.start for b in buffers], dtype=np.int64)
-    end = np.array([b.end for b in buffers], dtype=np.int64)
+    start, end, size, _ = _arrays(buffers)
     lo = np.asarray(offsets, dtype=np.int64)
-    hi = lo + np.array([b.size for b in buffers], dtype=np.int64)
+    hi = lo + size
     found: list[tuple[int, int]] = []
     for i in range(n - 1):
         j = np.arange(i + 1, n)
@@ -286,6 +357,10 @@ def conflicts(
     return found
 
 
-def aligned(nbytes: int) -> int:
-    """Bytes rounded up to the page, the size a buffer takes in its pool."""
-    return -(-nbytes // PAGE) * PAGE
+def misaligned(buffers: Sequence[Buffer], offsets: Sequence[int] | np.ndarray) -> list[int]:
+    """Buffers whose offset is not a multiple of their alignment."""
+    return [
+        i
+        for i, (b, o) in enumerate(zip(buffers, offsets, strict=True))
+        if b.size and int(o) % b.align
+    ]

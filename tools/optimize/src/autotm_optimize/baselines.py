@@ -9,17 +9,18 @@ None of them moves a tensor; each returns a static :class:`Placement` that
 - numa: first touch, as the operating system places pages: at the start of the iteration
   parameters, inputs and constants, then each node's outputs in execution order, go to the fast
   tier if a free range of the fast pool holds them for their whole life, else to the slow tier.
-  Kernel scratch is reserved first, at the top of the pool, since it must be fast.
+  Kernel scratch is reserved first, at the top of the pool (aligned down, as any buffer is
+  aligned), since it must be fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 from autotm_schemas import InfeasibleError
 from autotm_schemas.units import format_bytes
 
-from . import addresses
 from .addresses import Buffer, FirstFit
 from .placement import Placement
 from .problem import FAST, SLOW, Problem
@@ -44,18 +45,29 @@ def numa_tiers(
     """
     pinned = {t.index: t.fixed_tier for t in problem.tensors if t.fixed_tier}
     pinned.update(fixed or {})
+    need = problem.scratch_bytes() + problem.live_bytes(
+        [pinned.get(t.index) == FAST for t in problem.tensors]
+    )
+    if problem.nodes and int(need.max()) > limit:
+        node = problem.nodes[int(np.argmax(need))]
+        raise InfeasibleError(
+            f"the fast limit of {format_bytes(limit)} is below what node {node.name!r} "
+            f"({node.op_type}, #{node.index}) needs for its scratch and the tensors pinned to "
+            f"fast memory: the smallest feasible fast limit is at least {int(need.max())} bytes"
+        )
     pool = FirstFit(limit)
     offsets: dict[tuple[int, int], int] = {}
     for node in problem.nodes:
-        size = addresses.aligned(node.scratch_bytes)
-        if size > limit:
+        scratch = Buffer.scratch(node.index, node.scratch_bytes)
+        top = (limit - scratch.size) // scratch.align * scratch.align
+        if top < 0:
             raise InfeasibleError(
-                f"node {node.name!r} needs {format_bytes(size)} of fast scratch space, over the "
-                f"fast limit of {format_bytes(limit)}"
+                f"node {node.name!r} needs {format_bytes(scratch.size)} of fast scratch space, "
+                f"over the fast limit of {format_bytes(limit)}"
             )
-        offsets[(-1, node.index)] = limit - size if size else 0
-        if size:
-            pool.place_at(Buffer(node.index, node.index, size), limit - size)
+        offsets[(-1, node.index)] = top if scratch.size else 0
+        if scratch.size:
+            pool.place_at(scratch, top)
     order = sorted(
         problem.tensors,
         key=lambda t: (pinned.get(t.index) != FAST, t.birth, t.producer is not None, t.index),
@@ -64,7 +76,7 @@ def numa_tiers(
     for t in order:
         if pinned.get(t.index) == SLOW:
             continue
-        offset = pool.try_place(Buffer(t.birth, t.death, addresses.aligned(t.bytes)))
+        offset = pool.try_place(Buffer.tensor(t.birth, t.death, t.bytes))
         if offset is None:
             if pinned.get(t.index) == FAST:
                 raise InfeasibleError(

@@ -92,7 +92,11 @@ def optimize_parser() -> ArgumentParser:
         "asynchronous, as measured fastest",
     )
     parser.add_argument(
-        "--time-limit", type=_positive_float, default=60.0, help="seconds per solve (default 60)"
+        "--time-limit",
+        type=_positive_float,
+        default=60.0,
+        help="seconds for the whole optimization: solves, address assignment and re-solves "
+        "(default 60)",
     )
     parser.add_argument(
         "--gap",

@@ -1,7 +1,7 @@
 """The AutoTM integer program (Hildebrand et al., ASPLOS 2020), written out.
 
 Notation. Nodes k = 0..N-1 run in execution order. A free tensor t (not pinned to a tier) of
-p_t pages lives from its birth b_t to its death d_t. Its *points* are the nodes where its place
+p_t memory units lives from its birth b_t to its death d_t. Its *points* are the nodes where its place
 may change or matters: its producer (or a virtual start before node 0 for parameters, inputs
 and constants), each user, and, in the asynchronous formulation, candidate kernels near a use or
 after a write where a copy may overlap the kernel. At each point the tensor is in one *state*:
@@ -23,7 +23,7 @@ Variables.
     f[t] in {0,1}         static formulation only: t lives its whole life in fast memory.
     y[k,o] in {0,1}       node k runs in option o (a profiled configuration, over the tensors
                           whose tier changes its time).
-    M[k] >= 0 (integer)   pages of free tensors in fast memory while node k runs.
+    M[k] >= 0 (integer)   memory units of free tensors in fast memory while node k runs.
     z[k] >= 0             asynchronous formulation: the time of node k with the copies it hides.
 
 Constraints (one function below per family).
@@ -38,9 +38,9 @@ Constraints (one function below per family).
         sum_{o: t fast in o} y[k,o] = [t in F or B at k], so the option agrees with the tensors.
         A node whose time is affine in its tensors' tiers (reduction 2) needs no y: its time is
         base + sum of penalty[t] * [t slow at k], and tensors the profile ties are kept equal.
-    (4) memory: M[k] = M[k-1] + (change of fast pages at k), written as a running sum so each
+    (4) memory: M[k] = M[k-1] + (change of fast units at k), written as a running sum so each
         tensor adds terms only where its state can change, and
-        M[k] <= limit[k] - scratch[k] - pages of tensors pinned fast and alive at k.
+        M[k] <= limit[k] - scratch[k] - bytes of tensors pinned fast and alive at k, in units.
     (5) parameters live the whole iteration: one that starts in fast memory must end in it
         (e[t, start -> F] <= sum of the edges that end its life with a fast copy), so the next
         iteration finds it where this one did; one that starts slow keeps its slow copy.
@@ -52,7 +52,12 @@ Objective (in integer ticks of ``tick_s`` seconds):
 An async copy at candidate kernel g overlaps g and is done by g + 1 (the next kernel waits).
 
 Times come from the profile (a node's option costs its configuration's median time); copy
-costs from machine.json. Memory is counted in 4 KiB pages, the pools' allocation unit.
+costs from machine.json. Memory is counted in units of ``unit`` bytes (:func:`memory_unit`): a
+power of two from 64 bytes (a cache line, the smallest alignment) to 4 KiB (a page), as small as
+keeps the numbers of the largest networks near 2**24, so the coefficients stay well inside a MIP
+solver's tolerances. A free tensor counts its pool size (padded to its alignment) rounded up to
+whole units and the room left at a node is rounded down, so the model never promises more than
+the pool holds; tensors of a page or more are counted exactly.
 """
 
 from __future__ import annotations
@@ -69,6 +74,22 @@ from .reductions import Reduced
 
 STATES = ("F", "B", "S")
 ILP_KINDS = ("static", "synchronous", "asynchronous")
+SMALLEST_UNIT = 64
+LARGEST_UNIT = 4096
+UNITS_TARGET = 2**24
+
+
+def memory_unit(footprint_bytes: int) -> int:
+    """Bytes per memory unit of the model for a network of this footprint (see module doc)."""
+    unit = SMALLEST_UNIT
+    while unit < LARGEST_UNIT and footprint_bytes > UNITS_TARGET * unit:
+        unit *= 2
+    return unit
+
+
+def to_units(nbytes: int, unit: int) -> int:
+    """Bytes counted in whole units, rounded up."""
+    return -(-int(nbytes) // unit)
 
 
 @dataclass(frozen=True)
@@ -114,14 +135,16 @@ class Formulation:
         settings: FormulationSettings,
         caps: np.ndarray,
         tick_s: float,
+        unit: int = LARGEST_UNIT,
     ) -> None:
         if settings.kind not in ILP_KINDS:
             raise ValueError(f"unknown formulation {settings.kind!r}; known: {list(ILP_KINDS)}")
         self.problem = problem
         self.reduced = reduced
         self.settings = settings
-        self.caps = np.asarray(caps, dtype=np.int64)  # pages free tensors may take at each node
+        self.caps = np.asarray(caps, dtype=np.int64)  # units free tensors may take at each node
         self.tick_s = tick_s
+        self.unit = unit
         self.milp = Milp()
         n = problem.n_nodes
         self.delta: list[list[tuple[int, int]]] = [[] for _ in range(n + 1)]
@@ -141,6 +164,9 @@ class Formulation:
     def move_ticks(self, tensor: Tensor, direction: str, kind: str) -> int:
         return max(1, self.ticks(self.problem.copy.seconds(tensor.bytes, direction, kind)))
 
+    def units(self, t: Tensor) -> int:
+        return to_units(t.pool_bytes, self.unit)
+
     def free_tensors(self) -> list[Tensor]:
         return [t for t in self.problem.tensors if t.index not in self.reduced.fixed]
 
@@ -158,19 +184,19 @@ class Formulation:
         return self.milp
 
     # ---- occupancy bookkeeping (feeds family 4) ----------------------------------------------
-    def occupy(self, first: int, last: int, variables: Sequence[int], pages: int) -> None:
-        """The variables' sum says whether ``pages`` are fast over nodes first..last."""
-        if first > last or pages == 0:
+    def occupy(self, first: int, last: int, variables: Sequence[int], units: int) -> None:
+        """The variables' sum says whether ``units`` are fast over nodes first..last."""
+        if first > last or units == 0:
             return
         for v in variables:
-            self.delta[first].append((v, pages))
-            self.delta[last + 1].append((v, -pages))
+            self.delta[first].append((v, units))
+            self.delta[last + 1].append((v, -units))
 
     # ---- static: family (1)-(2) degenerate to one binary per tensor ----------------------------
     def add_static_tensor(self, t: Tensor) -> None:
         f = self.milp.add_var("tensor_fast")
         self.static_var[t.index] = f
-        self.occupy(t.birth, t.death, [f], t.pages)
+        self.occupy(t.birth, t.death, [f], self.units(t))
         for k in (*((t.producer,) if t.producer is not None else ()), *t.users):
             self.fast_at[(t.index, k)] = [f]
 
@@ -242,7 +268,7 @@ class Formulation:
         first.into = {"F": [f], "S": [s]}
         self.milp.add_row("flow_start", [f, s], [1, 1], 1, 1)
         if first.kind == "produce":
-            self.occupy(first.node, first.node, [f], t.pages)
+            self.occupy(first.node, first.node, [f], self.units(t))
             self.fast_at[(t.index, first.node)] = [f]
 
     def segment_edges(self, t: Tensor, src: Point, dst: Point | None, is_last: bool) -> list[Edge]:
@@ -286,7 +312,7 @@ class Formulation:
         return edges
 
     def add_flow_segment(self, t: Tensor, net: TensorNet, j: int) -> None:
-        """Variables of segment j, its fast pages, move costs, and what it feeds at point j+1."""
+        """Variables of segment j, its fast units, move costs, and what it feeds at point j+1."""
         src = net.points[j]
         dst = net.points[j + 1] if j + 1 < len(net.points) else None
         edges = self.segment_edges(t, src, dst, is_last=j + 2 >= len(net.points))
@@ -297,9 +323,9 @@ class Formulation:
         net.segments.append(edges)
         first = src.node + 1
         last = (dst.node if dst else t.death + 1) - 1
-        self.occupy(first, last, [e.var for e in edges if e.keep], t.pages)
+        self.occupy(first, last, [e.var for e in edges if e.keep], self.units(t))
         evictions = [e for e in edges if e.evict]
-        self.occupy(first, first, [e.var for e in evictions], t.pages)
+        self.occupy(first, first, [e.var for e in evictions], self.units(t))
         for e in evictions:
             self.milp.add_objective(e.var, self.move_ticks(t, "fast_to_slow", "sync"))
         if dst is None:
@@ -315,7 +341,7 @@ class Formulation:
                     self.async_load.setdefault(dst.node, []).append((e.var, cost))
                     self.milp.add_objective(e.var, 1)  # one tick: no copy without a reason
         fast = dst.into.get("F", []) + dst.into.get("B", [])
-        self.occupy(dst.node, dst.node, fast, t.pages)
+        self.occupy(dst.node, dst.node, fast, self.units(t))
         if dst.kind == "use":
             self.fast_at[(t.index, dst.node)] = fast
 
@@ -401,7 +427,7 @@ class Formulation:
         previous: int | None = None
         for k in range(self.problem.n_nodes):
             cap = int(self.caps[k])
-            m = self.milp.add_var("fast_pages", 0, max(cap, 0), integer=False, implied=True)
+            m = self.milp.add_var("fast_units", 0, max(cap, 0), integer=False, implied=True)
             self.m_var.append(m)
             terms = self.delta[k]
             index = [m] + ([previous] if previous is not None else []) + [v for v, _ in terms]

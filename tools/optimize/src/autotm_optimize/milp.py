@@ -8,8 +8,8 @@ Rows are stored as flat lists, so building a model with a million non-zeros stay
 seconds in Python; every row and variable carries a *family* (the constraint or variable family
 of the formulation's docstring), so model statistics can be reported per family.
 
-Every coefficient the formulation writes is an integer (flows, pages, time ticks), so CP-SAT
-reads the model exactly; variables that are integral only by implication (running sums of pages,
+Every coefficient the formulation writes is an integer (flows, memory units, time ticks), so CP-SAT
+reads the model exactly; variables that are integral only by implication (running sums of memory,
 per-kernel times) are marked ``implied``: CP-SAT needs them integer, MIP solvers may keep them
 continuous.
 """
@@ -125,6 +125,17 @@ class Milp:
         ub = np.asarray(self.row_ub)
         bad = (sums < lb - tol) | (sums > ub + tol)
         return [int(r) for r in np.flatnonzero(bad)]
+
+    def out_of_bounds(self, values: np.ndarray, tol: float = 1e-6) -> list[int]:
+        """Variables a full assignment puts outside their bounds."""
+        lb = np.asarray(self.var_lb)
+        ub = np.asarray(self.var_ub)
+        return [int(v) for v in np.flatnonzero((values < lb - tol) | (values > ub + tol))]
+
+    def feasible(self, values: np.ndarray, tol: float = 1e-6) -> bool:
+        """Whether an assignment keeps every bound and row: a warm start must, since the
+        bounds change between re-solves (tightened memory limits) while rows stay."""
+        return not self.out_of_bounds(values, tol) and not self.violations(values, tol)
 
     def objective_value(self, values: np.ndarray) -> float:
         return self.objective_offset + sum(c * float(values[v]) for v, c in self.objective.items())

@@ -3,9 +3,17 @@
 For an ILP formulation: reduce the model, check the budget against what each kernel needs,
 build, warm-start from the NUMA baseline, solve, trace the solution into spans and moves, and
 assign addresses. Where the fast pool overflows the limit (fragmentation), tighten the limit of
-the nodes where it overflowed and re-solve from the last solution, as the original AutoTM did;
-give up with an error rather than emit a plan whose pool exceeds the limit. Every plan, ILP or
-baseline, passes the verifier before it is returned.
+the nodes where it overflowed and re-solve, as the original AutoTM did. ``--time-limit`` bounds
+the whole of it, solves, address searches and re-solves together, not each solve.
+
+The ILP never returns a plan predicted slower than the NUMA baseline at the same limit: the
+baseline is its warm start (or, for HiGHS, which takes none, its fallback), and if the solved
+plan still comes out slower (the baseline's kernels all in profiled configurations, so that
+its prediction is no guess), or no arrangement of the solved plans fits the limit before the
+time runs out, the baseline's own placement, which fits by construction, is returned instead,
+and the plan's ``reductions.fallback`` says so. Only when there is no baseline either does it
+fail (exit 3), naming the smallest limit an arrangement was found for. A plan over the limit
+is never written. Every plan, ILP or baseline, passes the verifier before it is returned.
 """
 
 from __future__ import annotations
@@ -22,17 +30,18 @@ from autotm_schemas.progress import Progress
 from autotm_schemas.units import fast_limit_from_ratio, format_bytes
 
 from . import baselines
-from .formulation import Formulation, FormulationSettings
+from .formulation import Formulation, FormulationSettings, memory_unit
 from .milp import Milp
-from .placement import Placement, PoolOverflow, realize
+from .placement import PoolOverflow, realize
 from .plan import ILP_FORMULATIONS, Plan, SolverStats
-from .problem import PAGE, Problem
+from .problem import Problem
 from .reductions import Reduced, ReductionSettings, reduce
 from .solution import hint_from_placement, hint_from_tiers, placement_of
-from .solve import SolveOptions, SolveResult, backend_for, export_model, solve
+from .solve import SolveOptions, SolveResult, backend_for, export_model, relative_gap, solve
 from .verify import verify
 
 TICKS_PER_OBJECTIVE = 2e9  # the objective's scale in integer ticks: precise, and int64-safe
+LAST_CHANCE_S = 4.0  # with less time left, a round that overflows is the last one
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class OptimizeOptions:
     reductions: ReductionSettings = field(default_factory=ReductionSettings)
     async_window: int = 2
     export_model: str | None = None
-    max_rounds: int = 8
+    max_rounds: int = 12
 
 
 class _Log:
@@ -122,6 +131,25 @@ def _baseline(problem: Problem, options: OptimizeOptions, limit: int | None) -> 
 # ILP formulations
 
 
+class _Clock:
+    """The whole run's deadline (``--time-limit``), shared by solves and address searches."""
+
+    def __init__(self, limit_s: float | None) -> None:
+        self.started = time.monotonic()
+        self.limit_s = limit_s
+
+    def left(self) -> float:
+        if self.limit_s is None:
+            return math.inf
+        return max(0.0, self.limit_s - (time.monotonic() - self.started))
+
+    def share(self, fraction: float, floor: float = 0.5) -> float | None:
+        """A solve's time limit: ``fraction`` of what is left, at least ``floor`` seconds."""
+        if self.limit_s is None:
+            return None
+        return max(floor, fraction * self.left())
+
+
 def _tick_seconds(problem: Problem, reduced: Reduced) -> float:
     """Seconds per objective tick: the whole objective fits about 2e9 ticks."""
     kernels = sum(max(o.seconds for o in nc.options) for nc in reduced.choices)
@@ -130,21 +158,23 @@ def _tick_seconds(problem: Problem, reduced: Reduced) -> float:
     return max((kernels + copies) / TICKS_PER_OBJECTIVE, 1e-15)
 
 
-def _check_need(problem: Problem, reduced: Reduced, limit_pages: int) -> None:
-    worst = int(np.argmax(reduced.need_pages)) if problem.nodes else 0
-    need = int(reduced.need_pages[worst]) if problem.nodes else 0
-    if need > limit_pages:
+def _check_need(problem: Problem, reduced: Reduced, limit: int) -> None:
+    worst = int(np.argmax(reduced.need_bytes)) if problem.nodes else 0
+    need = int(reduced.need_bytes[worst]) if problem.nodes else 0
+    if need > limit:
         node = problem.nodes[worst]
         raise InfeasibleError(
-            f"the fast limit of {format_bytes(limit_pages * PAGE)} is below what node "
-            f"{node.name!r} ({node.op_type}, #{node.index}) needs: {format_bytes(need * PAGE)} "
+            f"the fast limit of {format_bytes(limit)} is below what node "
+            f"{node.name!r} ({node.op_type}, #{node.index}) needs: {format_bytes(need)} "
             f"(its smallest configuration, scratch and pinned tensors); the smallest feasible "
-            f"fast limit is at least {need * PAGE} bytes"
+            f"fast limit is at least {need} bytes"
         )
 
 
-def _caps(problem: Problem, reduced: Reduced, limit_pages: int) -> np.ndarray:
-    return limit_pages - problem.scratch_pages() - reduced.fixed_fast_pages
+def _caps(problem: Problem, reduced: Reduced, limit: int, unit: int) -> np.ndarray:
+    """Units free tensors may take at each node: what scratch and pinned tensors leave."""
+    room = limit - problem.scratch_bytes() - reduced.fixed_fast_bytes
+    return np.floor_divide(room, unit)
 
 
 def _warm_start(
@@ -154,11 +184,12 @@ def _warm_start(
     reduced: Reduced,
     options: OptimizeOptions,
     requested: str,
+    clock: _Clock,
     log: _Log,
 ) -> tuple[np.ndarray | None, float]:
     """The best feasible warm start: the NUMA baseline, and for the asynchronous formulation
     also the synchronous optimum (solved first, by the synchronous formulation's backend, with
-    a third of the time limit). A backend that takes no warm start (HiGHS) still gets it back
+    a third of the time left). A backend that takes no warm start (HiGHS) still gets it back
     if it finds nothing better.
 
     Returns the hint and the seconds spent solving for it.
@@ -178,12 +209,12 @@ def _warm_start(
             FormulationSettings("synchronous"),
             formulation.caps,
             formulation.tick_s,
+            formulation.unit,
         )
         sync_milp = sync.build()
         sync_hint = hint_from_tiers(sync, fast) if fast is not None else None
-        limit_s = options.solve.time_limit_s / 3 if options.solve.time_limit_s else None
         backend = backend_for(requested, "synchronous")
-        staged = replace(options.solve, time_limit_s=limit_s, backend=backend)
+        staged = replace(options.solve, time_limit_s=clock.share(1 / 3), backend=backend)
         result = solve(sync_milp, staged, hint=sync_hint, quiet=True)
         spent = result.solve_s
         if result.values is not None:
@@ -196,7 +227,7 @@ def _warm_start(
     feasible = [
         (formulation.milp.objective_value(h), name, h)
         for name, h in candidates
-        if not formulation.milp.violations(h)
+        if formulation.milp.feasible(h)
     ]
     if not feasible:
         return None, spent
@@ -210,21 +241,22 @@ def minimum_limit(
 
     The same model with the limits lifted and the objective replaced by the peak fast use.
     """
+    unit = memory_unit(problem.footprint_bytes())
     huge = np.full(problem.n_nodes, 2**40, dtype=np.int64)
-    formulation = Formulation(problem, reduced, settings, huge, 1.0)
+    formulation = Formulation(problem, reduced, settings, huge, 1.0, unit)
     milp = formulation.build()
     milp.objective = {}
     milp.objective_offset = 0.0
-    base = problem.scratch_pages() + reduced.fixed_fast_pages
-    peak = milp.add_var("peak_pages", 0, float(2**40), integer=False, implied=True)
+    base = problem.scratch_bytes() + reduced.fixed_fast_bytes
+    peak = milp.add_var("peak_bytes", 0, float(2**50), integer=False, implied=True)
     for k, m in enumerate(formulation.m_var):
-        milp.add_row("peak", [m, peak], [1, -1], ub=-float(base[k]))
+        milp.add_row("peak", [m, peak], [unit, -1], ub=-float(base[k]))
     milp.objective = {peak: 1.0}
     result = solve(milp, options, quiet=True)
     if result.values is None or result.objective is None:
         return None, False
     bound = result.bound if result.bound is not None else result.objective
-    return math.ceil(bound - 1e-6) * PAGE, result.status == "optimal"
+    return math.ceil(bound - 1e-6), result.status == "optimal"
 
 
 def _report_infeasible(
@@ -247,27 +279,79 @@ def _report_infeasible(
     )
 
 
-def _tighten(caps: np.ndarray, overflow: PoolOverflow, round_: int) -> int:
-    """Lower the caps of the crowded nodes where the pool's top passed the limit.
+class Tightening:
+    """Per-node limits (the model's caps, in units of ``unit`` bytes), lowered round by round
+    where fragmentation made the fast pool overflow.
 
-    A node is crowded when its live bytes plus the overflow there exceed the limit: that is
-    where the arrangement ran out of room. Nodes crossed by a high buffer but otherwise roomy
-    keep their caps at first, so the re-solve gives up as little as it can; each further round
-    doubles the cut and widens it by a node on each side, and from the third round on every
-    node under an overflowing address is cut, so the loop ends. Returns the nodes changed.
+    Two cuts after each overflow. Locally, the crowded nodes (where the live bytes plus the
+    overflow there exceed the limit: where the arrangement ran out of room) lose that overflow.
+    Globally, every node keeps a headroom below the limit: the fragmentation just seen (the
+    arrangement's height above the plan's peak of live bytes, what a plan filled to the brim
+    would lose; more than the room that plan left, so the next plan must differ), or the
+    previous headroom plus the overflow left (at least 0.2 % of the limit), doubled each round
+    so the loop ends, whichever is more. The local
+    cut alone tends to move the problem to other nodes the next plan fills to the brim; the
+    headroom binds only at nodes a plan would fill closer to the limit than that, which are
+    the nodes where an arrangement can fail. The plan records the headroom it was solved with
+    (``reductions.fragmentation_headroom_bytes``).
     """
-    over = np.maximum(overflow.top - overflow.limit, 0)
-    crowded = (over > 0) & (overflow.live + over > overflow.limit)
-    if round_ >= 3 or not crowded.any():
-        crowded = over > 0
-    radius = round_ - 1
-    pages_over = -(-over // PAGE) * 2 ** (round_ - 1)
-    cut = np.zeros(len(caps), dtype=np.int64)
-    for k in np.flatnonzero(crowded):
-        lo, hi = max(0, k - radius), min(len(caps), k + radius + 1)
-        cut[lo:hi] = np.maximum(cut[lo:hi], max(int(pages_over[k]), 1))
-    caps -= cut
-    return int((cut > 0).sum())
+
+    def __init__(self, caps: np.ndarray, limit: int, unit: int) -> None:
+        self.caps = caps  # changed in place: the formulation's caps
+        self.base = caps.copy()
+        self.limit = limit
+        self.unit = unit
+        self.headroom = 0
+        self.rounds = 0
+
+    def apply(self, overflow: PoolOverflow) -> int:
+        """Lower the caps after an overflow; returns how many nodes changed."""
+        self.rounds += 1
+        over = np.maximum(overflow.top - overflow.limit, 0)
+        crowded = (over > 0) & (overflow.live + over > overflow.limit)
+        if not crowded.any():
+            crowded = over > 0
+        new = self.caps - np.where(crowded, -(-over // self.unit), 0)
+        fragmentation = overflow.high_water - int(overflow.live.max(initial=0))
+        excess = max(overflow.high_water - overflow.limit, self.limit // 500, 1)
+        grown = self.headroom + excess * 2 ** (self.rounds - 2) if self.rounds > 1 else 0
+        self.headroom = max(fragmentation, grown)
+        new = np.minimum(new, self.base - -(-self.headroom // self.unit))
+        changed = int((new < self.caps).sum())
+        self.caps[:] = new
+        return changed
+
+
+def _search_budget(clock: _Clock) -> tuple[float, float]:
+    """Seconds for randomized greedy restarts and for CP-SAT when a solved plan's greedy
+    arrangement overflows the limit. A re-solve with tighter limits costs about a second on
+    the mini networks, while CP-SAT needs many seconds to close the last percent, if it can: so
+    a round tries restarts briefly and no CP-SAT (the last round may, see the driver)."""
+    left = clock.left()
+    if left == math.inf:
+        left = 60.0
+    return min(1.0, 0.05 * left), 0.0
+
+
+def _numa_plan(
+    problem: Problem, options: OptimizeOptions, limit: int, notes: dict[str, Any]
+) -> Plan | None:
+    """The NUMA baseline's placement at the same limit, as a plan of this formulation (its
+    own first-touch addresses fit the limit by construction), or None when it has none."""
+    try:
+        placement = baselines.numa(problem, limit)
+        return realize(
+            problem,
+            placement,
+            formulation=options.formulation,
+            ratio=options.ratio_text,
+            fast_limit=limit,
+            solver=SolverStats(name=options.solve.backend, status="feasible"),
+            reductions=notes,
+            threads=options.solve.threads,
+        )
+    except (InfeasibleError, PoolOverflow):
+        return None
 
 
 def _optimize_ilp(
@@ -278,23 +362,23 @@ def _optimize_ilp(
     stream: TextIO | None,
     quiet: bool,
 ) -> Plan:
-    build_started = time.monotonic()
+    clock = _Clock(options.solve.time_limit_s)
     requested = options.solve.backend
     backend = backend_for(requested, options.formulation)
     options = replace(options, solve=replace(options.solve, backend=backend))
-    limit_pages = limit // PAGE
-    reduced = reduce(problem, limit_pages, options.reductions)
-    _check_need(problem, reduced, limit_pages)
+    reduced = reduce(problem, limit, options.reductions)
+    _check_need(problem, reduced, limit)
     settings = FormulationSettings(options.formulation, options.async_window)
-    caps = _caps(problem, reduced, limit_pages)
+    unit = memory_unit(problem.footprint_bytes())
+    caps = _caps(problem, reduced, limit, unit)
     tick = _tick_seconds(problem, reduced)
-    formulation = Formulation(problem, reduced, settings, caps, tick)
+    formulation = Formulation(problem, reduced, settings, caps, tick, unit)
     free = len(formulation.free_tensors())
     with Progress(
         f"building the {options.formulation} model", free + 1, stream=stream, quiet=quiet
     ) as progress:
         milp = formulation.build(progress=progress.advance)
-    build_s = time.monotonic() - build_started
+    build_s = time.monotonic() - clock.started
     log(
         f"{options.formulation} model: {milp.n_vars} variables, {milp.n_rows} constraints, "
         f"{milp.n_nonzeros} non-zeros ({free} free tensors, built in {build_s:.2f} s)"
@@ -302,51 +386,120 @@ def _optimize_ilp(
     if options.export_model:
         export_model(milp, options.export_model, options.solve.backend)
         log(f"model written to {options.export_model}")
-    hint, solve_s = _warm_start(problem, formulation, limit, reduced, options, requested, log)
+    hint, solve_s = _warm_start(
+        problem, formulation, limit, reduced, options, requested, clock, log
+    )
+    notes: dict[str, Any] = dict(reduced.counts) | formulation.dominated
+    notes["memory_unit_bytes"] = unit
+    notes["model"] = milp.families()
 
+    tightening = Tightening(caps, limit, unit)
     rounds = 0
-    result: SolveResult | None = None
+    plan: Plan | None = None
+    last: SolveResult | None = None
+    smallest_pool: int | None = None
+    why = ""
     while True:
         rounds += 1
         label = "solving" if rounds == 1 else f"re-solving (round {rounds})"
-        budget = options.solve
-        if rounds == 1 and budget.time_limit_s and solve_s:
-            # The warm start's own solve counts against the first solve's time limit.
-            left = max(budget.time_limit_s - solve_s, 0.25 * budget.time_limit_s)
-            budget = replace(budget, time_limit_s=left)
+        budget = replace(options.solve, time_limit_s=clock.share(0.6 if rounds == 1 else 0.5))
         result = solve(milp, budget, hint=hint, stream=stream, quiet=quiet, label=label)
         solve_s += result.solve_s
         if result.status == "infeasible":
             if rounds == 1:
                 raise _report_infeasible(problem, reduced, settings, options.solve, limit)
-            raise ToolError(
-                f"no plan fits the fast limit of {format_bytes(limit)} once fragmentation of the "
-                f"pool is accounted for (round {rounds}); try a slightly larger limit"
-            )
+            why = "the per-node limits tightened against fragmentation left no plan"
+            break
         if result.values is None:
-            raise ToolError(
-                f"the solver found no plan within {options.solve.time_limit_s} s; raise --time-limit"
-            )
-        _log_result(log, result, tick, options.solve)
+            why = f"the solver found no plan within {budget.time_limit_s:.1f} s"
+            break
+        last = result
+        _log_result(log, result, tick, budget)
         placement = placement_of(formulation, result.values)
         stats = _stats(options, milp, result, tick, build_s, solve_s, rounds)
+        notes["fragmentation_resolves"] = rounds - 1
+        notes["fragmentation_headroom_bytes"] = tightening.headroom
+        restarts_s, search_s = _search_budget(clock)
+        last_round = rounds >= options.max_rounds or clock.left() < LAST_CHANCE_S
+        if last_round:  # no time for another solve: CP-SAT may still find an arrangement
+            search_s = min(10.0, 0.8 * clock.left())
         try:
-            return _realize(problem, placement, options, limit, stats, reduced, formulation, rounds)
+            plan = realize(
+                problem,
+                placement,
+                formulation=options.formulation,
+                ratio=options.ratio_text,
+                fast_limit=limit,
+                solver=stats,
+                reductions=dict(notes),
+                restarts_s=restarts_s,
+                search_s=search_s,
+                threads=options.solve.threads,
+            )
+            break
         except PoolOverflow as overflow:
-            if rounds >= options.max_rounds:
-                raise ToolError(
-                    f"the fast pool still needs {overflow.high_water} bytes after {rounds} "
-                    f"solves, over the limit of {limit} bytes (fragmentation); try a slightly "
-                    "larger limit"
-                ) from None
-            changed = _tighten(caps, overflow, rounds)
+            smallest_pool = min(smallest_pool or overflow.high_water, overflow.high_water)
+            if last_round:
+                why = (
+                    f"no arrangement of the solved plans fit the fast limit after {rounds} "
+                    f"solves (the best needs {overflow.high_water} bytes)"
+                )
+                break
+            changed = tightening.apply(overflow)
             for k, m in enumerate(formulation.m_var):
                 milp.var_ub[m] = float(max(int(caps[k]), 0))
             log(
                 f"fast pool needs {format_bytes(overflow.high_water)} after address assignment, "
-                f"over the limit: tightening {changed} node limits and re-solving"
+                f"over the limit of {format_bytes(limit)}: tightening {changed} node limits and "
+                "re-solving"
             )
             hint = result.values
+
+    numa = _numa_plan(problem, options, limit, notes)
+    if plan is not None and (
+        numa is None
+        # A baseline kernel in an unprofiled configuration has a guessed time: not comparable.
+        or "estimated_kernel_configurations" in numa.reductions
+        or plan.predicted.total_s <= numa.predicted.total_s
+    ):
+        return plan
+    if numa is not None:
+        if plan is not None:
+            why = (
+                f"the solved plan ({plan.predicted.total_s:.6g} s) was predicted slower than "
+                f"the NUMA baseline ({numa.predicted.total_s:.6g} s)"
+            )
+        log(f"returning the NUMA baseline's placement: {why}")
+        objective = numa.predicted.total_s
+        bound = None if last is None or last.bound is None else last.bound * tick
+        timed_out = clock.left() < 1.0
+        return replace(
+            numa,
+            solver=SolverStats(
+                name=options.solve.backend,
+                status="time_limit" if timed_out and plan is None else "feasible",
+                objective=objective,
+                bound=bound,
+                gap=relative_gap(objective, bound),
+                variables=milp.n_vars,
+                constraints=milp.n_rows,
+                build_s=build_s,
+                solve_s=solve_s,
+                time_limit_s=options.solve.time_limit_s,
+                relative_gap_limit=options.solve.relative_gap,
+                rounds=rounds,
+                threads=options.solve.threads,
+            ),
+            reductions=notes | {"fallback": f"numa: {why}"},
+        )
+    if smallest_pool is not None:
+        raise InfeasibleError(
+            f"no {options.formulation} plan found within the time limit fits the fast limit of "
+            f"{limit} bytes once addresses are assigned ({why}); the smallest achievable fast "
+            f"limit found is {smallest_pool} bytes ({format_bytes(smallest_pool)}): rerun with "
+            f"--fast-limit {smallest_pool}, or a longer --time-limit"
+        )
+    raise ToolError(f"no {options.formulation} plan: {why}; raise --time-limit")
 
 
 def _log_result(log: _Log, result: SolveResult, tick: float, options: SolveOptions) -> None:
@@ -357,7 +510,7 @@ def _log_result(log: _Log, result: SolveResult, tick: float, options: SolveOptio
     )
     if result.status == "time_limit":
         log(
-            f"time limit of {options.time_limit_s} s hit: keeping the best plan found, gap {gap}"
+            f"time limit of {options.time_limit_s:.1f} s hit: keeping the best plan found, gap {gap}"
             + (" (the warm start)" if result.used_warm_start else "")
         )
 
@@ -384,31 +537,5 @@ def _stats(
         time_limit_s=options.solve.time_limit_s,
         relative_gap_limit=options.solve.relative_gap,
         rounds=rounds,
-        threads=options.solve.threads,
-    )
-
-
-def _realize(
-    problem: Problem,
-    placement: Placement,
-    options: OptimizeOptions,
-    limit: int,
-    stats: SolverStats,
-    reduced: Reduced,
-    formulation: Formulation,
-    rounds: int,
-) -> Plan:
-    notes: dict[str, Any] = dict(reduced.counts) | formulation.dominated
-    notes["fragmentation_resolves"] = rounds - 1
-    notes["model"] = formulation.milp.families()
-    return realize(
-        problem,
-        placement,
-        formulation=options.formulation,
-        ratio=options.ratio_text,
-        fast_limit=limit,
-        solver=stats,
-        reductions=notes,
-        pack_time_limit_s=min(30.0, options.solve.time_limit_s or 30.0),
         threads=options.solve.threads,
     )

@@ -8,9 +8,10 @@ the same way for all of them, so that plans differ only in their decisions:
   covers it), and costs that configuration's profiled time;
 - sync moves cost bytes over the measured sync bandwidth; async moves cost bytes over the async
   bandwidth, hidden under the kernels they overlap up to those kernels' time;
-- spans get 4 KiB-aligned offsets (greedy, then an exact CP-SAT packing if the greedy one does
-  not fit); each kernel's scratch is a buffer of the fast pool too, so the fast pool's
-  high-water mark is the real fast-memory use.
+- spans get aligned offsets (:mod:`autotm_schemas.alignment`: pages for tensors of a page or
+  more, cache lines for smaller ones; greedy orders, then a CP-SAT search if none fits); each
+  kernel's scratch is a buffer of the fast pool too, so the fast pool's high-water mark is the
+  real fast-memory use.
 
 A fast pool above the limit raises :class:`PoolOverflow` with the top address at each node, which
 the ILP driver turns into tighter per-node limits.
@@ -29,6 +30,8 @@ from .addresses import Buffer
 from .kernels import estimate_seconds, tiers_at
 from .plan import KernelChoice, Move, Plan, Predicted, Residency, SolverStats, TensorPlan
 from .problem import FAST, SLOW, Problem
+
+RESTARTS_WITHIN = 0.01  # randomized restarts only for arrangements this close to the limit
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,36 @@ def _async_overlap(
     return total, hidden
 
 
+def arrange_fast(
+    buffers: Sequence[Buffer],
+    limit: int | None,
+    restarts_s: float = 3.0,
+    search_s: float = 7.0,
+    threads: int = 2,
+    preset: np.ndarray | None = None,
+) -> addresses.Assignment:
+    """Offsets for the fast pool: a preset arrangement (the NUMA baseline's own addresses)
+    when it is valid and fits, else the lowest greedy one; when that does not fit ``limit``,
+    randomized greedy restarts for up to ``restarts_s`` seconds (when it misses by little: a
+    new order seldom recovers more than a percent), then CP-SAT for up to ``search_s``."""
+    if preset is not None and (preset >= 0).all() and not addresses.misaligned(buffers, preset):
+        high = max((int(o) + b.size for o, b in zip(preset, buffers, strict=True)), default=0)
+        if limit is None or high <= limit:
+            return addresses.Assignment(preset, high, "preset")
+    fast = addresses.assign(buffers, limit)
+    if limit is None or fast.high_water <= limit:
+        return fast
+    if restarts_s > 0 and fast.high_water - limit <= RESTARTS_WITHIN * limit:
+        restarted = addresses.assign(buffers, limit, restarts_s=restarts_s)
+        if restarted.high_water < fast.high_water:
+            fast = restarted
+    if fast.high_water > limit and len(buffers) <= addresses.PACK_MAX_BUFFERS and search_s > 0:
+        packed = addresses.pack(buffers, limit, search_s, threads, fast.offsets)
+        if packed is not None and packed.high_water < fast.high_water:
+            fast = packed
+    return fast
+
+
 def realize(
     problem: Problem,
     placement: Placement,
@@ -114,13 +147,15 @@ def realize(
     fast_limit: int | None,
     solver: SolverStats,
     reductions: dict[str, Any] | None = None,
-    pack_time_limit_s: float = 10.0,
+    restarts_s: float = 3.0,
+    search_s: float = 7.0,
     threads: int = 2,
 ) -> Plan:
     """Complete a placement into a plan; ``fast_limit`` None sizes the fast pool to fit.
 
-    Addresses come from the best greedy order; when that overflows the limit, from an exact
-    packing (CP-SAT, at most ``pack_time_limit_s``) before giving up with :class:`PoolOverflow`.
+    Addresses come from the best greedy order; when that overflows the limit, from a search
+    (:func:`arrange_fast`: ``restarts_s`` of randomized greedy orders, ``search_s`` of CP-SAT)
+    before giving up with :class:`PoolOverflow`.
     """
     n = problem.n_nodes
     kernels = []
@@ -148,7 +183,7 @@ def realize(
     slow_keys: list[tuple[int, int]] = []
     for t in problem.tensors:
         for i, span in enumerate(placement.spans[t.index]):
-            buffer = Buffer(span.from_node, span.to_node, addresses.aligned(t.bytes))
+            buffer = Buffer.tensor(span.from_node, span.to_node, t.bytes)
             if span.tier == FAST:
                 fast_buffers.append(buffer)
                 fast_keys.append((t.index, i))
@@ -156,29 +191,15 @@ def realize(
                 slow_buffers.append(buffer)
                 slow_keys.append((t.index, i))
     for node in problem.nodes:
-        fast_buffers.append(Buffer(node.index, node.index, addresses.aligned(node.scratch_bytes)))
+        fast_buffers.append(Buffer.scratch(node.index, node.scratch_bytes))
         fast_keys.append((-1, node.index))
 
-    fast = addresses.assign(fast_buffers, fast_limit, restarts_s=pack_time_limit_s / 2)
+    preset = None
     if placement.preset_fast_offsets is not None:
         preset = np.array(
-            [placement.preset_fast_offsets.get(key, -1) for key in fast_keys],
-            dtype=np.int64,
+            [placement.preset_fast_offsets.get(key, -1) for key in fast_keys], dtype=np.int64
         )
-        if (preset >= 0).all():
-            high = max(
-                (int(o) + b.size for o, b in zip(preset, fast_buffers, strict=True)), default=0
-            )
-            if high < fast.high_water:
-                fast = addresses.Assignment(preset, high, "preset")
-    if (
-        fast_limit is not None
-        and fast.high_water > fast_limit
-        and len(fast_buffers) <= addresses.PACK_MAX_BUFFERS
-    ):
-        packed = addresses.pack(fast_buffers, fast_limit, pack_time_limit_s, threads, fast.offsets)
-        if packed is not None and packed.high_water < fast.high_water:
-            fast = packed
+    fast = arrange_fast(fast_buffers, fast_limit, restarts_s, search_s, threads, preset)
     if fast_limit is not None and fast.high_water > fast_limit:
         raise PoolOverflow(
             fast.high_water,

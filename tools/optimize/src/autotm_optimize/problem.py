@@ -7,9 +7,11 @@ profile.json are its whole input.
 
 Lifetimes follow the plan contract: a tensor lives from its producer (node 0 for parameters,
 inputs and constants, which exist before the first kernel) to its last user; parameters,
-updated parameters and graph outputs live to the end of the iteration. Sizes are counted in 4 KiB
-pages, the pools' allocation unit, so the memory budget the ILP keeps is the one the address
-assignment can honour.
+updated parameters and graph outputs live to the end of the iteration. Sizes are counted as the
+pools count them (:mod:`autotm_schemas.alignment`, shared with the executor and the verifier): a
+tensor of a page or more takes whole 4 KiB pages, a smaller one whole 64-byte cache lines, so
+the thousands of BatchNormalization statistics and biases of a CNN share pages instead of
+taking one each, and the budget the ILP keeps is the one the address assignment can honour.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any
 
 import numpy as np
 from autotm_schemas import BadInputError, read_document, read_table
+from autotm_schemas.alignment import PAGE_BYTES, padded_size
 from autotm_schemas.provenance import combine
 
-PAGE = 4096
+PAGE = PAGE_BYTES
 FAST = "fast"
 SLOW = "slow"
 # Kinds that exist before kernel 0; kinds that must survive to the end of the iteration.
@@ -33,9 +36,14 @@ PRE_EXISTING = frozenset({"parameter", "input", "constant"})
 LIVE_TO_END = frozenset({"parameter", "updated_parameter", "output"})
 
 
-def pages(nbytes: int) -> int:
-    """Bytes rounded up to whole 4 KiB pages."""
-    return -(-int(nbytes) // PAGE)
+def tensor_pool_bytes(nbytes: int) -> int:
+    """Bytes a tensor of ``nbytes`` occupies in a pool (its size padded to its alignment)."""
+    return padded_size(int(nbytes))
+
+
+def scratch_pool_bytes(nbytes: int) -> int:
+    """Bytes a kernel's scratch occupies in the fast pool; no scratch takes no space."""
+    return padded_size(int(nbytes)) if nbytes > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,9 @@ class Tensor:
     death: int  # last node it must still exist at
 
     @property
-    def pages(self) -> int:
-        return pages(self.bytes)
+    def pool_bytes(self) -> int:
+        """Its size in a pool, padded to its alignment."""
+        return tensor_pool_bytes(self.bytes)
 
     @property
     def pre_existing(self) -> bool:
@@ -120,26 +129,25 @@ class Problem:
     def n_nodes(self) -> int:
         return len(self.nodes)
 
-    def live_pages(self, tier_fast: Sequence[bool] | None = None) -> np.ndarray:
-        """Pages of tensors alive at each node (only those flagged fast, when flags are given)."""
+    def live_bytes(self, tier_fast: Sequence[bool] | None = None) -> np.ndarray:
+        """Pool bytes of tensors alive at each node (only those flagged, when flags are given)."""
         delta = np.zeros(self.n_nodes + 1, dtype=np.int64)
         for t in self.tensors:
             if tier_fast is None or tier_fast[t.index]:
-                delta[t.birth] += t.pages
-                delta[t.death + 1] -= t.pages
+                delta[t.birth] += t.pool_bytes
+                delta[t.death + 1] -= t.pool_bytes
         return np.cumsum(delta[:-1])
 
-    def scratch_pages(self) -> np.ndarray:
-        return np.array([pages(n.scratch_bytes) for n in self.nodes], dtype=np.int64)
-
-    def footprint_pages(self) -> int:
-        """All-fast peak: every tensor alive at a node plus that node's scratch, in pages."""
-        if not self.nodes:
-            return 0
-        return int((self.live_pages() + self.scratch_pages()).max())
+    def scratch_bytes(self) -> np.ndarray:
+        """Pool bytes of each node's scratch."""
+        return np.array([scratch_pool_bytes(n.scratch_bytes) for n in self.nodes], dtype=np.int64)
 
     def footprint_bytes(self) -> int:
-        return self.footprint_pages() * PAGE
+        """All-fast peak: the pool bytes of every tensor alive at a node plus that node's
+        scratch, at the busiest node (a lower bound on the all-fast pool)."""
+        if not self.nodes:
+            return 0
+        return int((self.live_bytes() + self.scratch_bytes()).max())
 
     def config_seconds(
         self, node: Node, input_tiers: Sequence[str], output_tiers: Sequence[str]

@@ -43,8 +43,10 @@ class ReductionSettings:
 class Reduced:
     fixed: dict[int, str]  # tensor -> tier, the profile's fixed tiers plus pinned tiny tensors
     choices: tuple[NodeChoices, ...]
-    need_pages: np.ndarray  # smallest fast pages each node needs (scratch, pinned, best option)
-    fixed_fast_pages: np.ndarray  # pages of fast-pinned tensors alive at each node
+    need_bytes: (
+        np.ndarray
+    )  # smallest fast pool bytes each node needs (scratch, pinned, best option)
+    fixed_fast_bytes: np.ndarray  # pool bytes of fast-pinned tensors alive at each node
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -62,17 +64,18 @@ def _choices(
 def _need(
     problem: Problem, fixed: Mapping[int, str], choices: tuple[NodeChoices, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    fixed_fast = problem.live_pages([fixed.get(t.index) == FAST for t in problem.tensors])
-    need = fixed_fast + problem.scratch_pages()
+    fixed_fast = problem.live_bytes([fixed.get(t.index) == FAST for t in problem.tensors])
+    need = fixed_fast + problem.scratch_bytes()
     for nc in choices:
-        sizes = np.array([problem.tensors[t].pages for t in nc.tensors], dtype=np.int64)
+        sizes = np.array([problem.tensors[t].pool_bytes for t in nc.tensors], dtype=np.int64)
         best = min(int(sizes[list(o.fast)].sum()) if sizes.size else 0 for o in nc.options)
         need[nc.node] += best
     return need, fixed_fast
 
 
-def reduce(problem: Problem, limit_pages: int, settings: ReductionSettings) -> Reduced:
-    """Apply reductions 1 and 2 for a fast limit; reduction 3 happens in the formulation."""
+def reduce(problem: Problem, limit: int, settings: ReductionSettings) -> Reduced:
+    """Apply reductions 1 and 2 for a fast limit in bytes; reduction 3 happens in the
+    formulation."""
     profile_fixed = {t.index: t.fixed_tier for t in problem.tensors if t.fixed_tier}
     counts: dict[str, int] = {"fixed_by_profile": len(profile_fixed)}
     base_choices = _choices(problem, profile_fixed, settings)
@@ -80,23 +83,23 @@ def reduce(problem: Problem, limit_pages: int, settings: ReductionSettings) -> R
     best = Reduced(dict(profile_fixed), base_choices, base_need, base_fixed, counts)
 
     if settings.enabled and problem.tensors:
-        threshold = int(limit_pages * settings.tiny_fraction)
-        budget = limit_pages * settings.tiny_budget
+        threshold = int(limit * settings.tiny_fraction)
+        budget = limit * settings.tiny_budget
         while threshold >= 1:
             tiny = {
                 t.index: FAST
                 for t in problem.tensors
-                if t.index not in profile_fixed and t.pages <= threshold
+                if t.index not in profile_fixed and t.pool_bytes <= threshold
             }
-            live = problem.live_pages([t.index in tiny for t in problem.tensors])
+            live = problem.live_bytes([t.index in tiny for t in problem.tensors])
             if tiny and live.max() <= budget:
                 fixed = profile_fixed | tiny
                 choices = _choices(problem, fixed, settings)
                 need, fixed_fast = _need(problem, fixed, choices)
-                if need.max() <= max(limit_pages, int(base_need.max())):
+                if need.max() <= max(limit, int(base_need.max())):
                     best = Reduced(fixed, choices, need, fixed_fast, counts)
                     counts["tiny_tensors_pinned_fast"] = len(tiny)
-                    counts["tiny_threshold_bytes"] = threshold * 4096
+                    counts["tiny_threshold_bytes"] = threshold
                 break
             if not tiny:
                 break

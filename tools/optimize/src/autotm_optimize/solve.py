@@ -24,6 +24,7 @@ run that stops with no plan of its own but with a feasible warm start returns th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import sys
@@ -37,7 +38,9 @@ from typing import Any, TextIO
 import numpy as np
 from autotm_schemas import BadInputError
 from autotm_schemas.progress import format_seconds
-from ortools.linear_solver.python import model_builder as mb
+
+# The C++ helper behind model_builder, used directly: model_builder's Python layer imports
+# pandas, a second of start-up for every run.
 from ortools.linear_solver.python import model_builder_helper as mbh
 
 from .milp import Milp
@@ -76,10 +79,9 @@ class SolveResult:
     used_warm_start: bool = False
 
 
-def to_model_builder(milp: Milp, backend: str) -> mb.Model:
+def to_model_builder(milp: Milp, backend: str) -> mbh.ModelBuilderHelper:
     """The Milp as a model_builder model; CP-SAT gets implied-integer variables as integers."""
-    model = mb.Model()
-    helper = model.helper
+    helper = mbh.ModelBuilderHelper()
     integer: Any = np.array(milp.var_integer, dtype=bool)
     if backend == "cp-sat":
         integer |= np.array(milp.var_implied, dtype=bool)
@@ -104,7 +106,7 @@ def to_model_builder(milp: Milp, backend: str) -> mb.Model:
         helper.set_constraint_upper_bound(c, ub)
         for k in range(starts[r], starts[r + 1]):
             add_term(c, index[k], coef[k])
-    return model
+    return helper
 
 
 def export_model(milp: Milp, path: str | os.PathLike[str], backend: str = "scip") -> None:
@@ -117,7 +119,7 @@ def export_model(milp: Milp, path: str | os.PathLike[str], backend: str = "scip"
         )
     model = to_model_builder(milp, backend)
     if suffix == ".pb":
-        model.export_to_proto_file(str(target))  # binary MPModelProto
+        model.write_model_to_proto_file(str(target))  # binary MPModelProto
         return
     text = model.export_to_mps_string() if suffix == ".mps" else model.export_to_lp_string()
     from autotm_schemas import write_text_atomic
@@ -145,13 +147,23 @@ def _parameters(options: SolveOptions) -> str:
         )
     if options.backend == "scip":
         return f"limits/gap = {gap}\n"
-    return f"mip_rel_gap={gap},threads={_highs_threads(options.threads)}"
+    # output_flag=false: HiGHS writes its banner and log with C stdio on file descriptor 1,
+    # where the plan goes with -o -; buffered there, it can even outlive a redirection.
+    return f"mip_rel_gap={gap},threads={_highs_threads(options.threads)},output_flag=false"
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's stdio buffers, where native solvers' prints wait."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
 
 
 @contextlib.contextmanager
 def _stdout_to_stderr(quiet: bool = False) -> Iterator[None]:
-    """Solvers print banners on file descriptor 1; keep them off the plan written to stdout
-    (on stderr, or nowhere when quiet)."""
+    """Solvers may print on file descriptor 1 (their output is switched off, this is the
+    second line of defence); keep anything they print off the plan written to stdout (on
+    stderr, or nowhere when quiet). The C stdio buffers are flushed before file descriptor 1
+    is restored, or their contents would reach the real stdout later."""
     try:
         sys.stdout.flush()
         saved = os.dup(1)
@@ -165,6 +177,7 @@ def _stdout_to_stderr(quiet: bool = False) -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
+        _flush_c_stdio()
         os.dup2(saved, 1)
         os.close(saved)
         if quiet:
@@ -222,11 +235,11 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
 
 def lp_bound(milp: Milp, time_limit_s: float | None = None) -> float | None:
     """The LP relaxation's optimum (GLOP): a valid, if loose, bound for any backend's plan."""
-    model = to_model_builder(milp, "highs")
-    helper = model.helper
+    helper = to_model_builder(milp, "highs")
     for var in range(milp.n_vars):
         helper.set_var_integrality(var, False)
     solver = mbh.ModelSolverHelper("glop")
+    solver.enable_output(False)
     if time_limit_s:
         solver.set_time_limit_in_seconds(float(time_limit_s))
     with _stdout_to_stderr():
@@ -255,13 +268,13 @@ def solve(
     """Solve; the better of the solver's plan and a feasible warm start comes back."""
     if options.backend not in BACKENDS:
         raise BadInputError(f"--solver: expected one of {list(BACKENDS)}, got {options.backend!r}")
-    model = to_model_builder(milp, options.backend)
-    warm = hint if hint is not None and not milp.violations(hint) else None
+    helper = to_model_builder(milp, options.backend)
+    warm = hint if hint is not None and milp.feasible(hint) else None
     if hint is not None and options.backend != "highs":
-        helper = model.helper
         for var, value in enumerate(hint):
             helper.add_hint(var, float(value))
     solver = mbh.ModelSolverHelper(BACKENDS[options.backend])
+    solver.enable_output(False)
     if options.time_limit_s:
         solver.set_time_limit_in_seconds(float(options.time_limit_s))
     solver.set_solver_specific_parameters(_parameters(options))
@@ -270,7 +283,7 @@ def solve(
         _Ticker(f"{label} ({options.backend})", options.time_limit_s, stream, quiet),
         _stdout_to_stderr(quiet),
     ):
-        solver.solve(model.helper)
+        solver.solve(helper)
     elapsed = time.monotonic() - started
     status = solver.status()
     if status == mbh.SolveStatus.INFEASIBLE:
@@ -311,7 +324,11 @@ def choose(
     if warm is not None:
         warm_objective = milp.objective_value(warm)
         gap = relative_gap(warm_objective, bound)
-        timed_out = options.time_limit_s and elapsed >= 0.95 * options.time_limit_s
-        name = "time_limit" if timed_out else "feasible"
+        if optimal:  # the solver proved its plan within the gap, and the warm start beats it
+            name = "optimal"
+        elif options.time_limit_s and elapsed >= 0.95 * options.time_limit_s:
+            name = "time_limit"
+        else:
+            name = "feasible"
         return SolveResult(name, warm.astype(float), warm_objective, bound, gap, elapsed, True)
     return SolveResult("no_solution", None, None, None, None, elapsed)

@@ -4,8 +4,9 @@ As tinygrad keeps its IR verifier apart from the builders, nothing here trusts a
 reads only the plan (as written to plan.json) and the profile, and reports every rule broken.
 The rules are the plan contract's semantics (plan.schema.json):
 
-1. every tensor of the profile appears once, with its size; residencies are 4 KiB-aligned,
-   inside the tensor's life, and together cover its whole life;
+1. every tensor of the profile appears once, with its size; residencies are aligned as the
+   pools align tensors (:mod:`autotm_schemas.alignment`: a page for tensors of a page or more,
+   a cache line for smaller ones), inside the tensor's life, and together cover its whole life;
 2. each kernel's configuration was profiled (unless marked estimated) and costs what the plan
    says; every input and output it reads or writes in a tier has a residency of that tier
    covering the node, already filled (by the producer, the initial placement, or a finished move);
@@ -15,7 +16,7 @@ The rules are the plan contract's semantics (plan.schema.json):
    (node k for a sync move at k, nodes start..done-1 for an async one) and writes a destination
    that starts no later than its start and lasts until it is done;
 4. in each pool, no two residencies (nor kernel scratch, in the fast pool) that overlap in time
-   overlap in address;
+   overlap in address (each taking its size padded to its alignment);
 5. the fast pool's high-water mark (scratch included) is at most the fast limit and at most the
    recorded pool size; the prediction adds up.
 """
@@ -26,10 +27,12 @@ import itertools
 import math
 from collections import defaultdict
 
+from autotm_schemas.alignment import alignment, is_aligned
+
 from . import addresses
 from .addresses import Buffer
 from .plan import Move, Plan, Residency
-from .problem import FAST, PAGE, SLOW, Problem
+from .problem import FAST, SLOW, Problem
 
 MAX_REPORTED = 20
 
@@ -74,8 +77,11 @@ def _check_tensors(plan: Plan, problem: Problem, report: _Report) -> dict[str, l
             report.add(f"tensor {tp.name!r}: {tp.bytes} bytes, the profile says {tensor.bytes}")
         covered: set[int] = set()
         for r in tp.residencies:
-            if r.offset % PAGE:
-                report.add(f"tensor {tp.name!r}: offset {r.offset} is not 4 KiB-aligned")
+            if not is_aligned(r.offset, tp.bytes):
+                report.add(
+                    f"tensor {tp.name!r}: offset {r.offset} is not a multiple of "
+                    f"{alignment(tp.bytes)} (its alignment)"
+                )
             if not tensor.birth <= r.from_node <= r.to_node <= tensor.death:
                 report.add(
                     f"tensor {tp.name!r}: residency {r.from_node}..{r.to_node} outside its life "
@@ -237,16 +243,17 @@ def _check_pools(plan: Plan, problem: Problem, report: _Report) -> None:
         for tp in plan.tensors:
             for r in tp.residencies:
                 if r.tier == tier:
-                    buffers.append(Buffer(r.from_node, r.to_node, addresses.aligned(tp.bytes)))
+                    buffers.append(Buffer.tensor(r.from_node, r.to_node, tp.bytes))
                     offsets.append(r.offset)
                     labels.append(f"{tp.name!r} {r.from_node}..{r.to_node}")
         if tier == FAST:
             for k in plan.kernels:
-                if k.scratch_offset % PAGE:
+                if k.scratch_bytes and not is_aligned(k.scratch_offset, k.scratch_bytes):
                     report.add(
-                        f"node {k.node}: scratch offset {k.scratch_offset} is not 4 KiB-aligned"
+                        f"node {k.node}: scratch offset {k.scratch_offset} is not a multiple of "
+                        f"{alignment(k.scratch_bytes)} (its alignment)"
                     )
-                buffers.append(Buffer(k.node, k.node, addresses.aligned(k.scratch_bytes)))
+                buffers.append(Buffer.scratch(k.node, k.scratch_bytes))
                 offsets.append(k.scratch_offset)
                 labels.append(f"scratch of node {k.node}")
         for i, j in addresses.conflicts(buffers, offsets, limit=3):
