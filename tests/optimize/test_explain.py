@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from autotm_optimize import OptimizeOptions, explain, load_problem, optimize
+import pytest
+from autotm_optimize import OptimizeOptions, explain, load_problem, optimize, placement
 from autotm_optimize.explain import static_kernel_seconds
 from autotm_optimize.solve import SolveOptions
 
@@ -36,3 +37,14 @@ def test_static_kernel_seconds(profile_dir: Callable[[str], Path]) -> None:
     problem = load_problem(profile_dir("cheaper_slow"))
     everything_fast = [True] * len(problem.tensors)
     assert static_kernel_seconds(problem, everything_fast) == 0.006
+
+
+def test_explain_tells_what_fragmentation_cost(
+    profile_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(placement, "RESTARTS_WITHIN", -1.0)  # the greedy hole forces a re-solve
+    problem = load_problem(profile_dir("fragmenting"))
+    options = OptimizeOptions("static", fast_limit=9 * 4096, solve=SolveOptions("highs", 20, 0.0))
+    text = explain(optimize(problem, options, quiet=True), problem)
+    assert "fragmentation: 1 re-solve(s), a headroom of 4.0 KiB (11.1% of the limit)" in text
+    assert "costing 1.961% against the first solve; gap against the limit 1.96%" in text

@@ -122,3 +122,31 @@ def test_estimates_use_the_slowest_nearest_configuration() -> None:
     assert estimate_seconds(problem, n, ("fast",), ("fast",)) == (1.0, False)
     assert estimate_seconds(problem, n, ("slow",), ("slow",)) == (3.0, True)
     assert tiers_at(n, {0: True, 1: False}) == (("fast",), ("slow",))
+
+
+def nearly_additive(tiers: Tiers) -> float:
+    """Half a second per slow tensor, and a millisecond more when both inputs are slow."""
+    slow = [t for t, tier in tiers.items() if t is not None and tier == "slow"]
+    return 1.0 + 0.5 * len(slow) + (0.001 if {0, 1} <= set(slow) else 0.0)
+
+
+@pytest.mark.parametrize(("tolerance", "linear", "error"), [(0.005, True, 0.001), (1e-9, False, 0)])
+def test_each_node_records_how_far_its_model_is_from_the_profile(
+    tolerance: float, linear: bool, error: float
+) -> None:
+    nc = node_choices(node((0, 1), (2,), nearly_additive), {}, None, tolerance)
+    assert (nc.linear is not None) == linear
+    assert nc.error_s == pytest.approx(error, abs=1e-12)
+    # The model's times are the profile's, up to that error.
+    for option in nc.options:
+        assert abs(nc.model_seconds(option.fast) - option.seconds) <= nc.error_s + 1e-12
+
+
+def test_collapsing_near_twins_records_the_averaging_error() -> None:
+    def cost(tiers: Tiers) -> float:
+        return 2.0 + (0.002 if tiers[0] == "slow" else 0.0)  # tensor 0 barely matters
+
+    nc = node_choices(node((0,), (1,), cost), {}, collapse_rel_tol=0.01, linear_rel_tol=None)
+    assert nc.collapsed == (0, 1)  # tensor 1 never mattered
+    assert nc.constant == pytest.approx(2.001)
+    assert nc.error_s == pytest.approx(0.001)  # the average of 2.0 and 2.002, off by 1 ms

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from autotm_optimize import load_problem
 from autotm_optimize.reductions import ReductionSettings, reduce
+
+from . import profiles
 
 PAGE = 4096
 
@@ -52,3 +56,34 @@ def test_need_is_scratch_plus_pinned_plus_the_smallest_configuration(
     reduced = reduce(problem, 21 * PAGE, ReductionSettings())
     # Every kernel must have all its tensors fast: use_x needs x, w and out.
     assert reduced.need_bytes.tolist() == [10 * PAGE, 10 * PAGE, 20 * PAGE, 21 * PAGE]
+
+
+def test_approximations_stay_within_the_error_budget(tmp_path: Path) -> None:
+    # Two kernels whose times are additive but for 1 % of noise on one configuration.
+    def noisy(seconds: float) -> Callable[[profiles.Tiers], float]:
+        def cost(tiers: profiles.Tiers) -> float:
+            slow = [n for n, tier in tiers.items() if tier == "slow"]
+            return seconds * (1 + 0.5 * len(slow) + (0.01 if len(slow) == 2 else 0.0))
+
+        return cost
+
+    spec = profiles.Spec(
+        tensors=[profiles.T("x", 4), profiles.T("y", 4), profiles.T("z", 4, "output")],
+        nodes=[
+            profiles.N("make", [], ["x"], 0.001),
+            profiles.N("a", ["x"], ["y"], noisy(0.001)),
+            profiles.N("b", ["y"], ["z"], noisy(0.001)),
+        ],
+    )
+    problem = load_problem(profiles.write(tmp_path / "p", spec))
+    loose = ReductionSettings(linear_rel_tol=0.02, error_budget=1.0)
+    reduced = reduce(problem, 100 * PAGE, loose)
+    assert reduced.counts["linear_time_nodes"] == 2
+    assert reduced.counts["model_error_bound_s"] == pytest.approx(2e-5)
+    # A budget of 1.5e-5 s (0.5 % of the 3 ms lower bound) keeps only one node approximate.
+    tight = reduce(problem, 100 * PAGE, replace(loose, error_budget=0.005))
+    assert tight.counts["linear_time_nodes"] == 1
+    assert tight.counts["model_error_bound_s"] == pytest.approx(1e-5)
+    exact = reduce(problem, 100 * PAGE, replace(loose, error_budget=0.0))
+    assert exact.counts["linear_time_nodes"] == 0
+    assert exact.counts["model_error_bound_s"] == 0

@@ -90,6 +90,12 @@ def numa_tiers(
 
 
 def numa(problem: Problem, limit: int) -> Placement:
-    fast, offsets = numa_tiers(problem, limit)
+    return numa_placement(problem, *numa_tiers(problem, limit))
+
+
+def numa_placement(
+    problem: Problem, fast: list[bool], offsets: dict[tuple[int, int], int]
+) -> Placement:
+    """The static placement of first-touch tiers, with the offsets first touch chose."""
     base = Placement.static(problem, fast)
     return Placement(base.spans, (), preset_fast_offsets=offsets)

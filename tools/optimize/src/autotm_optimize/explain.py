@@ -98,7 +98,31 @@ def explain(plan: Plan, problem: Problem | None = None) -> str:
             f"solver: {s.name}, {s.status}{gap}; {s.variables} variables, {s.constraints} "
             f"constraints; build {s.build_s:.2f} s, solve {s.solve_s:.2f} s, {s.rounds} solve(s)"
         )
-    reductions = {k: v for k, v in plan.reductions.items() if isinstance(v, int) and v}
+    notes = plan.reductions
+    if notes.get("fragmentation_resolves"):
+        headroom = int(notes.get("fragmentation_headroom_bytes", 0))
+        line = (
+            f"fragmentation: {notes['fragmentation_resolves']} re-solve(s), a headroom of "
+            f"{format_bytes(headroom)} ({100 * headroom / max(plan.fast_limit_bytes, 1):.1f}% "
+            "of the limit)"
+        )
+        if "fragmentation_cost" in notes:
+            line += f" costing {100 * notes['fragmentation_cost']:.3f}% against the first solve"
+        if "gap_against_limit" in notes:
+            line += f"; gap against the limit {100 * notes['gap_against_limit']:.2f}%"
+        lines.append(line)
+    if notes.get("model_error_bound_s"):
+        lines.append(
+            f"model: kernel times within {notes['model_error_bound_s']:.3g} s of the profile's "
+            "in total (collapsed and affine nodes)"
+        )
+    if "fallback" in notes:
+        lines.append(f"fallback: {notes['fallback']}")
+    reductions = {
+        k: v
+        for k, v in notes.items()
+        if isinstance(v, int) and not isinstance(v, bool) and v and not k.startswith("frag")
+    }
     if reductions:
         lines.append("reductions: " + ", ".join(f"{k} {v}" for k, v in reductions.items()))
     lines.append(f"provenance of the kernel times: {plan.provenance}")

@@ -14,12 +14,18 @@ It also holds reduction 2 of :mod:`autotm_optimize.reductions`:
   (memory-bound kernels: each slow operand adds its own traffic), within a tolerance, is
   *linear*: its time is an affine function of the tensors' tiers and needs no option variables.
   Tensors the profile ties together (always in the same tier at this node) count as one.
+
+Both are exact on profiles whose slow configurations are derived from the all-fast time plus a
+per-tensor penalty (autotm-profile on an emulated slow tier), and approximate within their
+tolerances on measured ones; each node records the largest difference between its model and
+its profiled times (``error_s``), which :mod:`autotm_optimize.reductions` keeps within a share
+of the optimality gap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .problem import FAST, SLOW, Node, Problem
 
@@ -46,6 +52,18 @@ class NodeChoices:
     options: tuple[Option, ...]
     collapsed: tuple[int, ...]  # free tensors whose tier does not matter here
     linear: Linear | None = None
+    error_s: float = 0.0  # largest |model time - profiled time| over the profiled options
+
+    def model_seconds(self, fast: tuple[bool, ...]) -> float:
+        """The model's time for the tiers of :attr:`tensors` (by position)."""
+        if self.linear is not None:
+            return self.linear.base + sum(
+                p for p, f in zip(self.linear.penalty, fast, strict=True) if not f
+            )
+        for option in self.options:
+            if option.fast == fast:
+                return option.seconds
+        raise KeyError(fast)
 
     @property
     def constant(self) -> float | None:
@@ -132,6 +150,7 @@ def node_choices(
     ``collapse_rel_tol`` and ``linear_rel_tol`` None switch the two parts of reduction 2 off.
     """
     free, options = _options_by_tensor(node, fixed)
+    original = dict(options)
     if not options:
         raise NoConfigurationError(
             f"no profiled configuration of kernel {node.kernel_key!r} at node {node.name!r} "
@@ -165,13 +184,29 @@ def node_choices(
                         ties.append((kept[i], kept[j]))
                         break
             linear = Linear(linear.base, linear.penalty, tuple(ties))
-    return NodeChoices(
+    choices = NodeChoices(
         node=node.index,
         tensors=tuple(kept),
         options=tuple(Option(key, seconds) for key, seconds in ordered),
         collapsed=tuple(collapsed),
         linear=linear,
     )
+    return replace(choices, error_s=_model_error(choices, free, original))
+
+
+def _model_error(
+    choices: NodeChoices, free: tuple[int, ...], original: dict[tuple[bool, ...], float]
+) -> float:
+    """Largest gap between the reduced model and the profile over the profiled options: what
+    collapsing (averaging near-equal twins) and the affine form (within a tolerance) cost in
+    exactness at this node."""
+    position = {t: i for i, t in enumerate(free)}
+    keep = [position[t] for t in choices.tensors]
+    worst = 0.0
+    for key, seconds in original.items():
+        model = choices.model_seconds(tuple(key[i] for i in keep))
+        worst = max(worst, abs(model - seconds))
+    return worst
 
 
 def tiers_at(node: Node, fast: Mapping[int, bool]) -> tuple[tuple[str, ...], tuple[str, ...]]:

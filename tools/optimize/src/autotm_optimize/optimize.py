@@ -31,17 +31,24 @@ from autotm_schemas.units import fast_limit_from_ratio, format_bytes
 
 from . import baselines
 from .formulation import Formulation, FormulationSettings, memory_unit
+from .fragmentation import (
+    LAST_CHANCE_S,
+    REFINE_STEPS,
+    Clock,
+    Tightening,
+    lower_bound,
+    search_budget,
+)
 from .milp import Milp
 from .placement import PoolOverflow, realize
 from .plan import ILP_FORMULATIONS, Plan, SolverStats
 from .problem import Problem
-from .reductions import Reduced, ReductionSettings, reduce
+from .reductions import Reduced, ReductionSettings, lower_bound_s, reduce
 from .solution import hint_from_placement, hint_from_tiers, placement_of
 from .solve import SolveOptions, SolveResult, backend_for, export_model, relative_gap, solve
 from .verify import verify
 
 TICKS_PER_OBJECTIVE = 2e9  # the objective's scale in integer ticks: precise, and int64-safe
-LAST_CHANCE_S = 4.0  # with less time left, a round that overflows is the last one
 
 
 @dataclass(frozen=True)
@@ -131,25 +138,6 @@ def _baseline(problem: Problem, options: OptimizeOptions, limit: int | None) -> 
 # ILP formulations
 
 
-class _Clock:
-    """The whole run's deadline (``--time-limit``), shared by solves and address searches."""
-
-    def __init__(self, limit_s: float | None) -> None:
-        self.started = time.monotonic()
-        self.limit_s = limit_s
-
-    def left(self) -> float:
-        if self.limit_s is None:
-            return math.inf
-        return max(0.0, self.limit_s - (time.monotonic() - self.started))
-
-    def share(self, fraction: float, floor: float = 0.5) -> float | None:
-        """A solve's time limit: ``fraction`` of what is left, at least ``floor`` seconds."""
-        if self.limit_s is None:
-            return None
-        return max(floor, fraction * self.left())
-
-
 def _tick_seconds(problem: Problem, reduced: Reduced) -> float:
     """Seconds per objective tick: the whole objective fits about 2e9 ticks."""
     kernels = sum(max(o.seconds for o in nc.options) for nc in reduced.choices)
@@ -180,12 +168,12 @@ def _caps(problem: Problem, reduced: Reduced, limit: int, unit: int) -> np.ndarr
 def _warm_start(
     problem: Problem,
     formulation: Formulation,
-    limit: int,
     reduced: Reduced,
     options: OptimizeOptions,
     requested: str,
-    clock: _Clock,
+    clock: Clock,
     log: _Log,
+    first_touch: FirstTouch | None,
 ) -> tuple[np.ndarray | None, float]:
     """The best feasible warm start: the NUMA baseline, and for the asynchronous formulation
     also the synchronous optimum (solved first, by the synchronous formulation's backend, with
@@ -195,12 +183,9 @@ def _warm_start(
     Returns the hint and the seconds spent solving for it.
     """
     candidates: list[tuple[str, np.ndarray]] = []
-    fast: list[bool] | None = None
-    try:
-        fast, _ = baselines.numa_tiers(problem, limit, reduced.fixed)
+    fast = first_touch[0] if first_touch is not None else None
+    if fast is not None:
         candidates.append(("numa", hint_from_tiers(formulation, fast)))
-    except InfeasibleError:
-        pass
     spent = 0.0
     if formulation.settings.kind == "asynchronous":
         sync = Formulation(
@@ -279,67 +264,29 @@ def _report_infeasible(
     )
 
 
-class Tightening:
-    """Per-node limits (the model's caps, in units of ``unit`` bytes), lowered round by round
-    where fragmentation made the fast pool overflow.
-
-    Two cuts after each overflow. Locally, the crowded nodes (where the live bytes plus the
-    overflow there exceed the limit: where the arrangement ran out of room) lose that overflow.
-    Globally, every node keeps a headroom below the limit: the fragmentation just seen (the
-    arrangement's height above the plan's peak of live bytes, what a plan filled to the brim
-    would lose; more than the room that plan left, so the next plan must differ), or the
-    previous headroom plus the overflow left (at least 0.2 % of the limit), doubled each round
-    so the loop ends, whichever is more. The local
-    cut alone tends to move the problem to other nodes the next plan fills to the brim; the
-    headroom binds only at nodes a plan would fill closer to the limit than that, which are
-    the nodes where an arrangement can fail. The plan records the headroom it was solved with
-    (``reductions.fragmentation_headroom_bytes``).
-    """
-
-    def __init__(self, caps: np.ndarray, limit: int, unit: int) -> None:
-        self.caps = caps  # changed in place: the formulation's caps
-        self.base = caps.copy()
-        self.limit = limit
-        self.unit = unit
-        self.headroom = 0
-        self.rounds = 0
-
-    def apply(self, overflow: PoolOverflow) -> int:
-        """Lower the caps after an overflow; returns how many nodes changed."""
-        self.rounds += 1
-        over = np.maximum(overflow.top - overflow.limit, 0)
-        crowded = (over > 0) & (overflow.live + over > overflow.limit)
-        if not crowded.any():
-            crowded = over > 0
-        new = self.caps - np.where(crowded, -(-over // self.unit), 0)
-        fragmentation = overflow.high_water - int(overflow.live.max(initial=0))
-        excess = max(overflow.high_water - overflow.limit, self.limit // 500, 1)
-        grown = self.headroom + excess * 2 ** (self.rounds - 2) if self.rounds > 1 else 0
-        self.headroom = max(fragmentation, grown)
-        new = np.minimum(new, self.base - -(-self.headroom // self.unit))
-        changed = int((new < self.caps).sum())
-        self.caps[:] = new
-        return changed
+FirstTouch = tuple[list[bool], dict[tuple[int, int], int]]
 
 
-def _search_budget(clock: _Clock) -> tuple[float, float]:
-    """Seconds for randomized greedy restarts and for CP-SAT when a solved plan's greedy
-    arrangement overflows the limit. A re-solve with tighter limits costs about a second on
-    the mini networks, while CP-SAT needs many seconds to close the last percent, if it can: so
-    a round tries restarts briefly and no CP-SAT (the last round may, see the driver)."""
-    left = clock.left()
-    if left == math.inf:
-        left = 60.0
-    return min(1.0, 0.05 * left), 0.0
+def _first_touch(problem: Problem, limit: int, fixed: dict[int, str]) -> FirstTouch | None:
+    try:
+        return baselines.numa_tiers(problem, limit, fixed)
+    except InfeasibleError:
+        return None
 
 
 def _numa_plan(
-    problem: Problem, options: OptimizeOptions, limit: int, notes: dict[str, Any]
+    problem: Problem,
+    options: OptimizeOptions,
+    limit: int,
+    notes: dict[str, Any],
+    first_touch: FirstTouch | None,
 ) -> Plan | None:
     """The NUMA baseline's placement at the same limit, as a plan of this formulation (its
-    own first-touch addresses fit the limit by construction), or None when it has none."""
+    own first-touch addresses fit the limit by construction), or None when it has none.
+    ``first_touch`` is the baseline's placement when already known."""
     try:
-        placement = baselines.numa(problem, limit)
+        tiers = first_touch if first_touch is not None else baselines.numa_tiers(problem, limit)
+        placement = baselines.numa_placement(problem, *tiers)
         return realize(
             problem,
             placement,
@@ -362,11 +309,20 @@ def _optimize_ilp(
     stream: TextIO | None,
     quiet: bool,
 ) -> Plan:
-    clock = _Clock(options.solve.time_limit_s)
+    clock = Clock(options.solve.time_limit_s)
     requested = options.solve.backend
     backend = backend_for(requested, options.formulation)
     options = replace(options, solve=replace(options.solve, backend=backend))
-    reduced = reduce(problem, limit, options.reductions)
+    # The reductions' approximations get at most a quarter of the gap (none when it is 0), and
+    # the solver the rest: the gap a plan promises holds against the profile, not the model.
+    promised_gap = options.solve.relative_gap
+    approximate = replace(options.reductions, error_budget=0.25 * promised_gap)
+    reduced = reduce(problem, limit, approximate)
+    lower = lower_bound_s(problem)
+    model_error = float(reduced.counts["model_error_bound_s"])
+    if promised_gap > 0 and lower > 0:
+        solver_gap = max(promised_gap - 2 * model_error / lower, promised_gap / 2)
+        options = replace(options, solve=replace(options.solve, relative_gap=solver_gap))
     _check_need(problem, reduced, limit)
     settings = FormulationSettings(options.formulation, options.async_window)
     unit = memory_unit(problem.footprint_bytes())
@@ -386,45 +342,54 @@ def _optimize_ilp(
     if options.export_model:
         export_model(milp, options.export_model, options.solve.backend)
         log(f"model written to {options.export_model}")
+    first_touch = _first_touch(problem, limit, reduced.fixed)
     hint, solve_s = _warm_start(
-        problem, formulation, limit, reduced, options, requested, clock, log
+        problem, formulation, reduced, options, requested, clock, log, first_touch
     )
     notes: dict[str, Any] = dict(reduced.counts) | formulation.dominated
     notes["memory_unit_bytes"] = unit
+    notes["solver_relative_gap"] = options.solve.relative_gap
     notes["model"] = milp.families()
 
     tightening = Tightening(caps, limit, unit)
     rounds = 0
     plan: Plan | None = None
     last: SolveResult | None = None
+    first_bound: float | None = None  # ticks: no plan under the limit does better
+    first_objective: float | None = None  # ticks: the first solve's plan, before any headroom
     smallest_pool: int | None = None
     why = ""
-    while True:
-        rounds += 1
+
+    def set_caps() -> None:
+        for k, m in enumerate(formulation.m_var):
+            milp.var_ub[m] = float(max(int(caps[k]), 0))
+
+    def attempt(last_round: bool) -> tuple[Plan | None, PoolOverflow | None, SolveResult]:
+        """One solve under the current caps, traced and arranged: a plan, or the overflow."""
+        nonlocal solve_s
         label = "solving" if rounds == 1 else f"re-solving (round {rounds})"
         budget = replace(options.solve, time_limit_s=clock.share(0.6 if rounds == 1 else 0.5))
         result = solve(milp, budget, hint=hint, stream=stream, quiet=quiet, label=label)
         solve_s += result.solve_s
-        if result.status == "infeasible":
-            if rounds == 1:
-                raise _report_infeasible(problem, reduced, settings, options.solve, limit)
-            why = "the per-node limits tightened against fragmentation left no plan"
-            break
         if result.values is None:
-            why = f"the solver found no plan within {budget.time_limit_s:.1f} s"
-            break
-        last = result
+            return None, None, result
         _log_result(log, result, tick, budget)
         placement = placement_of(formulation, result.values)
-        stats = _stats(options, milp, result, tick, build_s, solve_s, rounds)
+        stats = _stats(options, milp, result, tick, build_s, solve_s, rounds, promised_gap)
+        if rounds > 1 and first_objective and result.objective:
+            # What the headroom cost against the first solve, under the limit itself; with
+            # that solve's bound, the gap every plan that fits the limit is proven within.
+            cost = max(0.0, result.objective - first_objective) / result.objective
+            notes["fragmentation_cost"] = cost
+            if first_bound is not None:
+                notes["gap_against_limit"] = relative_gap(result.objective, first_bound)
         notes["fragmentation_resolves"] = rounds - 1
         notes["fragmentation_headroom_bytes"] = tightening.headroom
-        restarts_s, search_s = _search_budget(clock)
-        last_round = rounds >= options.max_rounds or clock.left() < LAST_CHANCE_S
+        restarts_s, search_s = search_budget(clock)
         if last_round:  # no time for another solve: CP-SAT may still find an arrangement
             search_s = min(10.0, 0.8 * clock.left())
         try:
-            plan = realize(
+            found = realize(
                 problem,
                 placement,
                 formulation=options.formulation,
@@ -436,26 +401,73 @@ def _optimize_ilp(
                 search_s=search_s,
                 threads=options.solve.threads,
             )
-            break
+            return found, None, result
         except PoolOverflow as overflow:
-            smallest_pool = min(smallest_pool or overflow.high_water, overflow.high_water)
-            if last_round:
-                why = (
-                    f"no arrangement of the solved plans fit the fast limit after {rounds} "
-                    f"solves (the best needs {overflow.high_water} bytes)"
-                )
-                break
-            changed = tightening.apply(overflow)
-            for k, m in enumerate(formulation.m_var):
-                milp.var_ub[m] = float(max(int(caps[k]), 0))
-            log(
-                f"fast pool needs {format_bytes(overflow.high_water)} after address assignment, "
-                f"over the limit of {format_bytes(limit)}: tightening {changed} node limits and "
-                "re-solving"
-            )
-            hint = result.values
+            return None, overflow, result
 
-    numa = _numa_plan(problem, options, limit, notes)
+    while True:
+        rounds += 1
+        last_round = rounds >= options.max_rounds or clock.left() < LAST_CHANCE_S
+        plan, overflow, result = attempt(last_round)
+        if result.status == "infeasible":
+            if rounds == 1:
+                raise _report_infeasible(problem, reduced, settings, options.solve, limit)
+            why = "the per-node limits tightened against fragmentation left no plan"
+            break
+        if result.values is None:
+            why = f"the solver found no plan within {clock.limit_s} s"
+            break
+        last = result
+        if rounds == 1:
+            first_bound = lower_bound(result, options.solve.relative_gap)
+            first_objective = result.objective
+        if plan is not None or overflow is None:
+            break
+        smallest_pool = min(smallest_pool or overflow.high_water, overflow.high_water)
+        if last_round:
+            why = (
+                f"no arrangement of the solved plans fit the fast limit after {rounds} "
+                f"solves (the best needs {overflow.high_water} bytes)"
+            )
+            break
+        changed = tightening.apply(overflow)
+        set_caps()
+        log(
+            f"fast pool needs {format_bytes(overflow.high_water)} after address assignment, "
+            f"over the limit of {format_bytes(limit)}: tightening {changed} node limits and "
+            "re-solving"
+        )
+        hint = result.values
+
+    # A headroom that cost more than half the gap: bisect between none (which overflowed) and
+    # the one that fitted while time allows.
+    low, high = 0, tightening.headroom
+    for _ in range(REFINE_STEPS if plan is not None and rounds > 1 else 0):
+        assert plan is not None
+        if plan.reductions.get("fragmentation_cost", 0.0) <= options.solve.relative_gap / 2:
+            break
+        if clock.left() < LAST_CHANCE_S or high - low < max(unit, limit // 1000):
+            break
+        tightening.headroom = (low + high) // 2
+        caps[:] = tightening.base - -(-tightening.headroom // unit)
+        set_caps()
+        rounds += 1
+        log(
+            f"a headroom of {format_bytes(high)} costs more than half the gap: trying "
+            f"{format_bytes(tightening.headroom)}"
+        )
+        better, overflow, result = attempt(False)
+        if better is not None and better.predicted.total_s < plan.predicted.total_s:
+            plan, high = better, tightening.headroom
+        else:
+            if overflow is not None:
+                log(f"fast pool needs {format_bytes(overflow.high_water)}: over the limit")
+            low = tightening.headroom
+    tightening.headroom = high
+
+    own = {t.index: t.fixed_tier for t in problem.tensors if t.fixed_tier}
+    same = first_touch if reduced.fixed == own else None  # no tensor pinned beyond the profile
+    numa = _numa_plan(problem, options, limit, notes, same)
     if plan is not None and (
         numa is None
         # A baseline kernel in an unprofiled configuration has a guessed time: not comparable.
@@ -486,7 +498,7 @@ def _optimize_ilp(
                 build_s=build_s,
                 solve_s=solve_s,
                 time_limit_s=options.solve.time_limit_s,
-                relative_gap_limit=options.solve.relative_gap,
+                relative_gap_limit=promised_gap,
                 rounds=rounds,
                 threads=options.solve.threads,
             ),
@@ -523,6 +535,7 @@ def _stats(
     build_s: float,
     solve_s: float,
     rounds: int,
+    promised_gap: float,
 ) -> SolverStats:
     return SolverStats(
         name=options.solve.backend,
@@ -535,7 +548,7 @@ def _stats(
         build_s=build_s,
         solve_s=solve_s,
         time_limit_s=options.solve.time_limit_s,
-        relative_gap_limit=options.solve.relative_gap,
+        relative_gap_limit=promised_gap,
         rounds=rounds,
         threads=options.solve.threads,
     )

@@ -8,7 +8,12 @@
 2. **Kernels whose configurations cost the same collapse** (:mod:`autotm_optimize.kernels`): a
    tensor whose tier does not change a node's time is not linked to that node's choice, and a
    node with a single option costs a constant with no variables; a node whose time adds a fixed
-   penalty per slow tensor is linear in the tiers and needs no option variables either.
+   penalty per slow tensor is linear in the tiers and needs no option variables either. Both
+   are exact on derived (emulated) profiles; on measured ones, with their noise, they hold
+   within tolerances, and only while the sum over the nodes of the largest difference between
+   model and profile stays within ``error_budget`` of the iteration's lower bound (a quarter
+   of the optimality gap, from the driver), so the gap the plan reports keeps its meaning;
+   the bound is recorded in the plan (``model_error_bound_s``).
 3. **Dominated move points** (applied while the formulation is built, counted here): no fetch
    into a use whose kernel does not care where the tensor is (fetching at the next use that
    cares is never worse), and no asynchronous move at a kernel too short to hide it better than
@@ -22,12 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from autotm_schemas import BadInputError
 
 from .kernels import NoConfigurationError, NodeChoices, node_choices
 from .problem import FAST, Problem
+
+EXACT_REL_TOL = 1e-9  # what floating-point sums of derived times differ by
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,10 @@ class ReductionSettings:
     collapse_rel_tol: float | None = 0.002
     linear_rel_tol: float | None = 0.005
     enabled: bool = True
+    # The approximations of reduction 2 may together move any plan's predicted kernel time by
+    # at most this share of the iteration's lower bound (the sum of each node's fastest
+    # configuration); the driver sets it to a quarter of the optimality gap.
+    error_budget: float = 0.0025
 
 
 @dataclass
@@ -47,18 +59,36 @@ class Reduced:
         np.ndarray
     )  # smallest fast pool bytes each node needs (scratch, pinned, best option)
     fixed_fast_bytes: np.ndarray  # pool bytes of fast-pinned tensors alive at each node
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
 
 
 def _choices(
     problem: Problem, fixed: Mapping[int, str], settings: ReductionSettings
 ) -> tuple[NodeChoices, ...]:
+    """Every node's options; approximate reductions only while their errors, summed over the
+    nodes, stay within the budget (the largest errors are made exact first)."""
     collapse = settings.collapse_rel_tol if settings.enabled else None
     linear = settings.linear_rel_tol if settings.enabled else None
     try:
-        return tuple(node_choices(node, fixed, collapse, linear) for node in problem.nodes)
+        choices = [node_choices(node, fixed, collapse, linear) for node in problem.nodes]
+        budget = settings.error_budget * lower_bound_s(problem)
+        total = sum(nc.error_s for nc in choices)
+        for nc in sorted(choices, key=lambda c: -c.error_s):
+            if total <= budget or nc.error_s == 0.0:
+                break
+            exact_collapse = EXACT_REL_TOL if collapse is not None else None
+            exact_linear = EXACT_REL_TOL if linear is not None else None
+            exact = node_choices(problem.nodes[nc.node], fixed, exact_collapse, exact_linear)
+            choices[nc.node] = exact
+            total += exact.error_s - nc.error_s
+        return tuple(choices)
     except NoConfigurationError as exc:
         raise BadInputError(f"{problem.profile_path}/kernels.parquet: {exc}") from None
+
+
+def lower_bound_s(problem: Problem) -> float:
+    """No plan's kernels take less than each node's fastest profiled configuration."""
+    return sum(min((c.seconds for c in n.configs), default=0.0) for n in problem.nodes)
 
 
 def _need(
@@ -77,7 +107,7 @@ def reduce(problem: Problem, limit: int, settings: ReductionSettings) -> Reduced
     """Apply reductions 1 and 2 for a fast limit in bytes; reduction 3 happens in the
     formulation."""
     profile_fixed = {t.index: t.fixed_tier for t in problem.tensors if t.fixed_tier}
-    counts: dict[str, int] = {"fixed_by_profile": len(profile_fixed)}
+    counts: dict[str, Any] = {"fixed_by_profile": len(profile_fixed)}
     base_choices = _choices(problem, profile_fixed, settings)
     base_need, base_fixed = _need(problem, profile_fixed, base_choices)
     best = Reduced(dict(profile_fixed), base_choices, base_need, base_fixed, counts)
@@ -111,4 +141,8 @@ def reduce(problem: Problem, limit: int, settings: ReductionSettings) -> Reduced
     counts["configuration_options"] = sum(
         len(nc.options) for nc in best.choices if nc.constant is None and nc.linear is None
     )
+    # How far the model's kernel times may be from the profile's, for any plan: the plan's
+    # gap against the profile is at most its gap against the model plus twice this over its
+    # predicted time.
+    counts["model_error_bound_s"] = sum(nc.error_s for nc in best.choices)
     return best
