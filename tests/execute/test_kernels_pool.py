@@ -200,3 +200,47 @@ def test_maxpool_scratch_only_with_indices() -> None:
         attrs, [x], [y, TensorSpec(y.shape, np.dtype(np.int64))]
     )
     assert with_indices.scratch_bytes == 2 * 3 * 4 * 4
+
+
+@pytest.mark.parametrize("images_per_chunk", [1, 2])
+def test_pool_kernels_chunk_the_batch_without_changing_a_bit(
+    monkeypatch: pytest.MonkeyPatch, images_per_chunk: int
+) -> None:
+    """Scratch is cut to a chunk of images (2 + 2 + 1 of a batch of 5 with 2 per chunk); the
+    results are the unchunked ones, bit for bit, and the scratch shrinks accordingly."""
+    import autotm_execute.kernels.pool as pool
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 3, 8, 8)).astype(np.float32)
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    y_shape = pooled_shape(x, attrs)
+    outs = [(y_shape, np.float32), (y_shape, np.int64)]
+    dy = rng.standard_normal(y_shape).astype(np.float32)
+    per_image = int(np.prod(y_shape[1:]))
+
+    def run_all() -> tuple[list[np.ndarray | None], dict[str, int]]:
+        y, idx = run_kernel("MaxPool", [x], outs, attrs)
+        dx_max = run_kernel("MaxPoolGrad", [dy, idx], [(x.shape, np.float32)], attrs)[0]
+        dx_avg = run_kernel("AveragePoolGrad", [dy], [(x.shape, np.float32)], attrs)[0]
+        f32, i64 = np.dtype(np.float32), np.dtype(np.int64)
+        xs, ys, dys = TensorSpec(x.shape, f32), TensorSpec(y_shape, f32), TensorSpec(y_shape, f32)
+        idxs = TensorSpec(y_shape, i64)
+        scratch = {
+            "MaxPool": lookup("", "MaxPool").bind(attrs, [xs], [ys, idxs]).scratch_bytes,
+            "MaxPoolGrad": lookup("", "MaxPoolGrad").bind(attrs, [dys, idxs], [xs]).scratch_bytes,
+            "AveragePoolGrad": lookup("", "AveragePoolGrad").bind(attrs, [dys], [xs]).scratch_bytes,
+        }
+        return [y, idx, dx_max, dx_avg], scratch
+
+    with monkeypatch.context() as unchunked:
+        unchunked.setattr(pool, "images_per_chunk", lambda batch, *_: batch)
+        whole, whole_scratch = run_all()
+    # Scratch per element of the output: MaxPool 1 (mask), AveragePoolGrad 4, MaxPoolGrad 13.
+    for kernel, per_element in (("MaxPool", 1), ("AveragePoolGrad", 4), ("MaxPoolGrad", 13)):
+        cap = per_element * per_image * images_per_chunk
+        monkeypatch.setattr(pool, "COLUMNS_CAP", cap)
+        chunked, chunked_scratch = run_all()
+        for ours, reference in zip(chunked, whole, strict=True):
+            np.testing.assert_array_equal(ours, reference)
+        assert chunked_scratch[kernel] < whole_scratch[kernel]
+        assert chunked_scratch[kernel] <= cap + 3 * 64  # plus region alignment

@@ -6,6 +6,11 @@ loops over taps (first maximum wins, as in onnxruntime), then turns offsets into
 offsets from Indices and adds dY into each tap's strided view of dX, which is much faster
 than a scattered ``add.at`` over arbitrary indices (the fallback when the node carries no
 window attributes).
+
+Kernels with scratch work on chunks of images, as the convolutions do (see
+:mod:`autotm_execute.kernels.conv`): scratch lives in the fast tier, and MaxPoolGrad's, at
+13 bytes per element of dY, would otherwise be three times a large activation (4.3 GiB for
+Inception v4's stem at batch 1024) and make small fast budgets infeasible.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from autotm_execute.kernels.base import Array, TensorSpec, register
+from autotm_execute.kernels.conv import COLUMNS_CAP, chunk_bounds, images_per_chunk
 from autotm_execute.kernels.op import (
     BindError,
     Kernel,
@@ -73,6 +79,25 @@ class _Pool(Kernel):
         self.in_strides = in_strides
         return window
 
+    def bind_chunks(self, scratch_per_element: int, tensor_bytes: int) -> int:
+        """Cut the batch into chunks whose scratch (``scratch_per_element`` bytes per element
+        of the output) fits COLUMNS_CAP, or the tensor's own size when that is smaller; returns
+        the elements of the largest chunk, which is what the scratch regions must hold."""
+        batch = self.y_shape[0]
+        per_image = int(np.prod(self.y_shape[1:], dtype=np.int64))
+        cap = min(COLUMNS_CAP, max(1, tensor_bytes))
+        chunk = images_per_chunk(batch, per_image * scratch_per_element, cap)
+        self.chunks = chunk_bounds(batch, chunk)
+        return chunk * per_image
+
+    def chunk_taps(self, images: int) -> list[tuple[Any, Any, int, tuple[int, ...], int]]:
+        """The taps of a chunk of ``images`` images: box shapes and sizes along that batch."""
+        batch = self.y_shape[0]
+        return [
+            (out, inp, offset, (images, *shape[1:]), size // batch * images)
+            for out, inp, offset, shape, size in self.taps
+        ]
+
     def index_terms(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Broadcastable int64 terms whose sums are, per output, the flat offset of the first
         real (non-padding) window element and the flat index of the window origin."""
@@ -95,7 +120,7 @@ class _Pool(Kernel):
 class MaxPool(_Pool):
     """ONNX MaxPool with the optional Indices output (storage_order 0).
 
-    Scratch: a bool mask of Y's size when Indices is asked for, else none.
+    Scratch: a bool mask of one chunk of Y when Indices is asked for, else none.
     """
 
     outputs = "Y Indices?"
@@ -111,7 +136,8 @@ class MaxPool(_Pool):
         self.lowest = -np.inf
         if self.indices:
             regions = ScratchLayout()
-            self.mask = regions.add((int(np.prod(self.y_shape)),), np.bool_)
+            elements = self.bind_chunks(1, int(np.prod(self.y_shape)) * x.dtype.itemsize)
+            self.mask = regions.add((elements,), np.bool_)
             self.layout(regions)
             self.first, self.origin = self.index_terms()
         return [TensorSpec(self.y_shape, x.dtype), TensorSpec(self.y_shape, np.dtype(np.int64))]
@@ -131,11 +157,13 @@ class MaxPool(_Pool):
         for term in self.first:
             xp.add(rel, on_device(xp, term), out=rel)
         mask = view(scratch, self.mask)
-        for out, inp, offset, shape, size in self.taps:
-            box, src, hit = y[out], x[inp], mask[:size].reshape(shape)
-            xp.greater(src, box, out=hit)
-            xp.copyto(box, src, where=hit)
-            xp.copyto(rel[out], offset, where=hit)
+        for start, stop in self.chunks:
+            xc, yc, rc = x[start:stop], y[start:stop], rel[start:stop]
+            for out, inp, offset, shape, size in self.chunk_taps(stop - start):
+                box, src, hit = yc[out], xc[inp], mask[:size].reshape(shape)
+                xp.greater(src, box, out=hit)
+                xp.copyto(box, src, where=hit)
+                xp.copyto(rc[out], offset, where=hit)
         for term in self.origin:
             xp.add(rel, on_device(xp, term), out=rel)
 
@@ -145,7 +173,7 @@ class MaxPoolGrad(_Pool):
     """``dX = 0; dX.flat[Indices] += dY`` (onnxruntime registers it in the default domain).
 
     With the MaxPool's window attributes (as autotm-graph writes them) it adds dY per tap;
-    scratch: the offsets (int64), a mask and a product, each of dY's size. Without them it
+    scratch: the offsets (int64), a mask and a product, each of one chunk of dY. Without them it
     falls back to a scattered add (no scratch, slower).
     """
 
@@ -169,11 +197,12 @@ class MaxPoolGrad(_Pool):
             if int(self.attrs["storage_order"]) != 0:
                 raise BindError("attribute 'storage_order': only 0 (row major) is supported")
             _, self.origin = self.index_terms()
-            size = int(np.prod(dy.shape))
+            per_element = 8 + 1 + dy.dtype.itemsize  # offsets, mask, product
+            elements = self.bind_chunks(per_element, int(np.prod(dy.shape)) * dy.dtype.itemsize)
             regions = ScratchLayout()
-            self.rel = regions.add(dy.shape, np.int64)
-            self.mask = regions.add((size,), np.bool_)
-            self.product = regions.add((size,), dy.dtype)
+            self.rel = regions.add((elements,), np.int64)
+            self.mask = regions.add((elements,), np.bool_)
+            self.product = regions.add((elements,), dy.dtype)
             self.layout(regions)
         return [TensorSpec(dx.shape, dy.dtype)]
 
@@ -186,17 +215,21 @@ class MaxPoolGrad(_Pool):
         if not self.by_taps:
             scatter_add(xp, dx.reshape(-1), idx.reshape(-1), dy.reshape(-1))
             return
-        rel = view(scratch, self.rel)
-        xp.subtract(idx, on_device(xp, self.origin[0]), out=rel)
-        for term in self.origin[1:]:
-            xp.subtract(rel, on_device(xp, term), out=rel)
+        rel_flat = view(scratch, self.rel)
         mask, product = view(scratch, self.mask), view(scratch, self.product)
-        for out, inp, offset, shape, size in self.taps:
-            hit, part = mask[:size].reshape(shape), product[:size].reshape(shape)
-            xp.equal(rel[out], offset, out=hit)
-            xp.multiply(dy[out], hit, out=part)
-            dst = dx[inp]
-            xp.add(dst, part, out=dst)
+        channel, *spatial = (on_device(xp, term) for term in self.origin)
+        for start, stop in self.chunks:
+            dyc, dxc = dy[start:stop], dx[start:stop]
+            rel = rel_flat[: dyc.size].reshape(dyc.shape)
+            xp.subtract(idx[start:stop], channel[start:stop], out=rel)
+            for term in spatial:
+                xp.subtract(rel, term, out=rel)
+            for out, inp, offset, shape, size in self.chunk_taps(stop - start):
+                hit, part = mask[:size].reshape(shape), product[:size].reshape(shape)
+                xp.equal(rel[out], offset, out=hit)
+                xp.multiply(dyc[out], hit, out=part)
+                dst = dxc[inp]
+                xp.add(dst, part, out=dst)
 
 
 def scatter_add(xp: ModuleType, target: Array, indices: Array, values: Array) -> None:
@@ -244,7 +277,7 @@ class AveragePool(_AveragePool):
 class AveragePoolGrad(_AveragePool):
     """The adjoint of :class:`AveragePool` (onnxruntime registers it in the default domain).
 
-    Scratch: dY divided by the counts, dY's size.
+    Scratch: one chunk of dY divided by the counts.
     """
 
     inputs = "dY"
@@ -256,21 +289,26 @@ class AveragePoolGrad(_AveragePool):
         if self.y_shape != dy.shape:
             raise BindError(f"input 0 (dY) {spec_text(dy)}: the window gives {list(self.y_shape)}")
         self.bind_counts(dy.dtype)
+        elements = self.bind_chunks(dy.dtype.itemsize, int(np.prod(dy.shape)) * dy.dtype.itemsize)
         regions = ScratchLayout()
-        self.scaled = regions.add(dy.shape, dy.dtype)
+        self.scaled = regions.add((elements,), dy.dtype)
         self.layout(regions)
         return [TensorSpec(dx.shape, dy.dtype)]
 
     def run(
         self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
     ) -> None:
-        dx = outputs[0]
-        scaled = view(scratch, self.scaled)
-        xp.divide(inputs[0], on_device(xp, self.counts), out=scaled)
+        dy, dx = inputs[0], outputs[0]
+        scaled_flat = view(scratch, self.scaled)
+        counts = on_device(xp, self.counts)
         dx.fill(0)
-        for out, inp, _, _, _ in self.taps:
-            dst = dx[inp]
-            xp.add(dst, scaled[out], out=dst)
+        for start, stop in self.chunks:
+            dyc, dxc = dy[start:stop], dx[start:stop]
+            scaled = scaled_flat[: dyc.size].reshape(dyc.shape)
+            xp.divide(dyc, counts, out=scaled)
+            for out, inp, _, _, _ in self.taps:
+                dst = dxc[inp]
+                xp.add(dst, scaled[out], out=dst)
 
 
 @register("", "GlobalAveragePool")
