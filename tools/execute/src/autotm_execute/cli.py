@@ -11,6 +11,7 @@ are allocated (plan against graph, pools against tiers), and nothing is written 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,6 +27,7 @@ from autotm_schemas.units import fast_limit_from_ratio, format_bytes, parse_rati
 from . import __version__
 from .emulation import CachePenalties, cache_penalties
 from .executor import Executor, bind_kernels, check_plan_scratch, scratch_bytes_of
+from .kernels import bind_node
 from .machine import machine_fingerprint
 from .record import (
     TOOL,
@@ -99,7 +101,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--warmup", type=int, metavar="W", help="leading iterations left out of medians (1)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the example inputs (0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the example inputs and of random ops such as stochastic depth (0)",
+    )
     parser.add_argument(
         "--verify",
         action="store_true",
@@ -244,7 +251,8 @@ def run_real(
 ) -> int:
     started = now_iso()
     values = initial_values(graph, args.seed)
-    kernels = bind_kernels(graph)
+    # Random kernels (stochastic depth) draw from the run's seed, the same in every iteration.
+    kernels = bind_kernels(graph, functools.partial(bind_node, seed=args.seed))
     if schedule.plan_summary is not None:
         check_plan_scratch(schedule, kernels, schedule.plan_summary["path"])
     scratch = scratch_bytes_of(kernels, schedule)  # the shared region; a plan may place its own

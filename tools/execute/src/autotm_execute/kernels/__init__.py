@@ -18,13 +18,17 @@ from autotm_execute.kernels import (  # noqa: F401  (imported to register their 
     conv,
     dropout,
     elementwise,
+    erf,
     gemm,
+    layernorm,
     loss,
     optimizer,
+    pad,
     pool,
     reduce,
     shape,
     softmax,
+    stochastic,
 )
 from autotm_execute.kernels.base import (
     BoundKernel,
@@ -35,6 +39,7 @@ from autotm_execute.kernels.base import (
     supported_ops,
 )
 from autotm_execute.kernels.op import BindError, Kernel
+from autotm_execute.kernels.stochastic import STREAM_ATTRIBUTE, stream_key
 
 __all__ = [
     "BindError",
@@ -83,8 +88,13 @@ def tensor_spec(graph: Graph, name: str) -> TensorSpec | None:
     return TensorSpec(tuple(tensor.shape), np.dtype(tensor.dtype), constant_value(graph, name))
 
 
-def bind_node(graph: Graph, node: Node) -> BoundKernel:
-    """Bind the kernel of one node; BadInputError naming the node and op when impossible."""
+def bind_node(graph: Graph, node: Node, seed: int = 0) -> BoundKernel:
+    """Bind the kernel of one node; BadInputError naming the node and op when impossible.
+
+    ``seed`` is the run's seed: random kernels (Bernoulli, RandomUniformLike) draw from a
+    stream derived from it, the node's first output name and its ``seed`` attribute
+    (:func:`autotm_execute.kernels.stochastic.stream_key`), the same in every iteration.
+    """
     op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
     where = f"{graph.path}: node {node.name!r} ({op})"
     try:
@@ -93,7 +103,13 @@ def bind_node(graph: Graph, node: Node) -> BoundKernel:
         raise BadInputError(f"{where}: {exc.args[0]}") from None
     inputs = [tensor_spec(graph, name) for name in node.inputs]
     outputs = [tensor_spec(graph, name) for name in node.outputs]
+    attributes = dict(node.attributes)
+    if getattr(factory, "needs_stream", False):
+        key = stream_key(
+            seed, node.outputs[0] if node.outputs else node.name, attributes.get("seed")
+        )
+        attributes[STREAM_ATTRIBUTE] = key
     try:
-        return factory.bind(node.attributes, inputs, outputs)
+        return factory.bind(attributes, inputs, outputs)
     except BindError as exc:
         raise BadInputError(f"{where}: {exc}") from None

@@ -78,6 +78,37 @@ class Sigmoid(Unary):
         xp.add(y, half, out=y)
 
 
+class _UfuncUnary(Unary):
+    """``Y = ufunc(X)`` for a float X: one ufunc call writing Y."""
+
+    ufunc: ClassVar[str] = ""
+
+    def run(
+        self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
+    ) -> None:
+        getattr(xp, self.ufunc)(inputs[0], out=outputs[0])
+
+
+@register("", "Exp")
+class Exp(_UfuncUnary):
+    ufunc = "exp"
+
+
+@register("", "Tanh")
+class Tanh(_UfuncUnary):
+    ufunc = "tanh"
+
+
+@register("", "Sqrt")
+class Sqrt(_UfuncUnary):
+    ufunc = "sqrt"
+
+
+@register("", "Reciprocal")
+class Reciprocal(_UfuncUnary):
+    ufunc = "reciprocal"
+
+
 @register("", "HardSigmoid")
 class HardSigmoid(Unary):
     attributes: ClassVar = {"alpha": 0.2, "beta": 0.5}
@@ -209,6 +240,20 @@ class SigmoidGrad(_GradOfOutput):
         xp.multiply(dx, dy, out=dx)
 
 
+@register("com.microsoft", "TanhGrad")
+class TanhGrad(_GradOfOutput):
+    """``dX = dY * (1 - Y * Y)``."""
+
+    def run(
+        self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
+    ) -> None:
+        dy, y = inputs
+        dx = outputs[0]
+        xp.multiply(y, y, out=dx)
+        xp.subtract(self.one, dx, out=dx)
+        xp.multiply(dx, dy, out=dx)
+
+
 # ---- broadcasting binary ops --------------------------------------------------------------
 
 
@@ -320,3 +365,44 @@ class Sum(Kernel):
         xp.add(inputs[0], inputs[1], out=y)
         for x in inputs[2:]:
             xp.add(y, x, out=y)
+
+
+@register("", "Pow")
+class Pow(Kernel):
+    """``Z = X ** Y`` with numpy broadcasting; Z has X's (float) type, Y may be any number type.
+
+    A constant one-element Y (the usual case: ``x ** 2`` in a layer-norm decomposition, where
+    the gradient path needs it constant) is read at bind time: 1 copies, 2 multiplies X by
+    itself (exactly the rounded square, as ``pow`` gives), anything else is one ``power``
+    with a scalar of X's type. A variable Y of another type is converted inside the ufunc
+    (numpy's buffered casting; no temporary of tensor size).
+    """
+
+    inputs = "X Y"
+    outputs = "Z"
+
+    def setup(self) -> Sequence[TensorSpec | None]:
+        x, y = self.float_input(0), self.x(1)
+        if y.dtype.kind not in "fiu":
+            raise BindError(f"input 1 (Y): expected a number type, got {spec_text(y)}")
+        try:
+            shape = tuple(np.broadcast_shapes(x.shape, y.shape))
+        except ValueError:
+            raise BindError(f"inputs do not broadcast: {spec_text(x)} and {spec_text(y)}") from None
+        self.exponent: Any = None
+        if y.value is not None and y.value.size == 1:
+            self.exponent = x.dtype.type(np.asarray(y.value).reshape(-1)[0])
+        return [TensorSpec(shape, x.dtype)]
+
+    def run(
+        self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
+    ) -> None:
+        x, z = inputs[0], outputs[0]
+        if self.exponent is None:
+            xp.power(x, inputs[1], out=z)
+        elif self.exponent == 1:
+            xp.copyto(z, x)
+        elif self.exponent == 2:
+            xp.multiply(x, x, out=z)
+        else:
+            xp.power(x, self.exponent, out=z)

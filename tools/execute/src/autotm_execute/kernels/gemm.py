@@ -91,19 +91,39 @@ def matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 
 @register("", "MatMul")
 class MatMul(Kernel):
-    """numpy matmul semantics: batched over leading dimensions, with broadcasting."""
+    """numpy matmul semantics: batched over leading dimensions, which broadcast (attention's
+    ``[N, H, T, D] @ [N, H, D, T]``, ``[N, T, D] @ [D, E]``, 1-D operands as numpy treats them).
+
+    One ``matmul(out=)`` writing the output: numpy loops over the (broadcast) batch calling
+    BLAS per matrix, cupy calls one batched cuBLAS GEMM (through pointer arrays when the batch
+    broadcasts), neither copies contiguous operands. A batch of A times a 2-D B is one GEMM of
+    the stacked rows instead (``[N*T, D] @ [D, E]``, views of the same buffers), which BLAS
+    runs faster than N small ones.
+    """
 
     inputs = "A B"
 
     def setup(self) -> Sequence[TensorSpec | None]:
         a, b = self.float_input(0), self.float_input(1)
+        if a.dtype != b.dtype:
+            raise BindError(f"inputs A and B differ in dtype: {spec_text(a)} vs {spec_text(b)}")
         try:
             shape = matmul_shape(a.shape, b.shape)
         except ValueError as exc:
             raise BindError(f"{spec_text(a)} @ {spec_text(b)}: {exc}") from None
+        self.stacked: tuple[tuple[int, int], tuple[int, int]] | None = None
+        if len(a.shape) > 2 and len(b.shape) == 2:
+            rows = int(np.prod(a.shape[:-1], dtype=np.int64))
+            self.stacked = ((rows, a.shape[-1]), (rows, b.shape[-1]))
         return [TensorSpec(shape, a.dtype)]
 
     def run(
         self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
     ) -> None:
-        xp.matmul(inputs[0], inputs[1], out=outputs[0])
+        a, b = inputs
+        y = outputs[0]
+        if self.stacked is not None:
+            a_shape, y_shape = self.stacked
+            xp.matmul(a.reshape(a_shape), b, out=y.reshape(y_shape))
+        else:
+            xp.matmul(a, b, out=y)

@@ -15,8 +15,18 @@ from typing import Any, ClassVar
 import numpy as np
 from onnx import numpy_helper
 
-from autotm_execute.kernels.base import TensorSpec, register
-from autotm_execute.kernels.op import REQUIRED, BindError, Kernel, spec_text
+from autotm_execute.kernels.base import Array, TensorSpec, register
+from autotm_execute.kernels.op import (
+    REQUIRED,
+    BindError,
+    Kernel,
+    Region,
+    ScratchLayout,
+    on_device,
+    spec_text,
+    view,
+)
+from autotm_execute.kernels.pool import scatter_add
 
 
 def _size(shape: Sequence[int]) -> int:
@@ -288,10 +298,111 @@ class Gather(Kernel):
     def run(
         self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
     ) -> None:
-        if xp is np:  # mode "raise" (the default) would buffer the whole output
-            np.take(inputs[0], inputs[1], axis=self.ax, out=outputs[0], mode="wrap")
-        else:  # cupy's take always wraps
-            xp.take(inputs[0], inputs[1], axis=self.ax, out=outputs[0])
+        take_into(xp, inputs[0], inputs[1], self.ax, outputs[0])
+
+
+@register("com.microsoft", "GatherGrad")
+class GatherGrad(Kernel):
+    """The adjoint of Gather: ``dX = zeros(shape)``, then ``dY`` added at ``indices`` along
+    ``axis`` (repeated indices accumulate; negative ones count from the end).
+
+    Deterministic on numpy and cupy alike, so reruns are bit-identical: with indices known at
+    bind time (a constant, as autotm-graph's gradients of Gather have them), the positions
+    are split into layers, the r-th occurrence of every index in layer r, so that the targets
+    within a layer are distinct. Layer 0 is written, later layers are added (each a scatter
+    without collisions, hence without atomics racing on the GPU), every target summing its
+    positions in ascending order. Scratch: the largest layer's slices of dY, gathered (none
+    when no index repeats). Indices only known at run time take one scattered add
+    (``np.add.at``, deterministic; on cupy its atomics may sum repeats in any order).
+    """
+
+    inputs = "shape indices dY"
+    outputs = "dX"
+    attributes: ClassVar = {"axis": 0}
+
+    def setup(self) -> Sequence[TensorSpec | None]:
+        idx, dy, dx = self.x(1), self.float_input(2), self.out_spec(0)
+        if idx.dtype.kind not in "iu":
+            raise BindError(f"input 1 (indices): expected integers, got {spec_text(idx)}")
+        if self.x(0).value is not None:
+            want = tuple(int(v) for v in self.const(0).reshape(-1))
+            if want != dx.shape:
+                raise BindError(f"input shape {list(want)} disagrees with output {spec_text(dx)}")
+        rank = len(dx.shape)
+        self.ax = self.axis(int(self.attrs["axis"]), rank)
+        expected = (*dx.shape[: self.ax], *idx.shape, *dx.shape[self.ax + 1 :])
+        if dy.shape != expected:
+            raise BindError(
+                f"input 2 (dY) {spec_text(dy)}: gathering {spec_text(idx)} along axis "
+                f"{self.ax} of {spec_text(dx)} gives shape {list(expected)}"
+            )
+        self.dim = dx.shape[self.ax]
+        self.pre = _size(dx.shape[: self.ax])
+        self.post = _size(dx.shape[self.ax + 1 :])
+        self.count = _size(idx.shape)
+        self.layers: list[tuple[np.ndarray, np.ndarray]] = []
+        self.gathered: Region | None = None
+        if idx.value is not None:
+            self.bind_layers(np.asarray(idx.value).reshape(-1).astype(np.int64))
+        return [TensorSpec(dx.shape, dy.dtype)]
+
+    def bind_layers(self, raw: np.ndarray) -> None:
+        """Positions and targets of each layer (see the class docstring), and the scratch."""
+        if raw.size and (raw.min() < -self.dim or raw.max() >= self.dim):
+            bad = int(raw[(raw < -self.dim) | (raw >= self.dim)][0])
+            raise BindError(f"input 1 (indices): {bad} is out of range for axis size {self.dim}")
+        targets = raw % max(self.dim, 1)
+        order = np.argsort(targets, kind="stable")
+        ordered = targets[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        lengths = np.diff(np.r_[starts, ordered.size])
+        rank = np.empty(ordered.size, np.int64)
+        rank[order] = np.arange(ordered.size) - np.repeat(starts, lengths)
+        for layer in range(int(lengths.max(initial=0))):
+            positions = np.flatnonzero(rank == layer)
+            self.layers.append((positions, targets[positions]))
+        if len(self.layers) > 1:
+            regions = ScratchLayout()
+            self.gathered = regions.add(
+                (self.pre * len(self.layers[0][0]) * self.post,), self.x(2).dtype
+            )
+            self.layout(regions)
+
+    def run(
+        self, xp: ModuleType, inputs: Sequence[Any], outputs: Sequence[Any], scratch: Any
+    ) -> None:
+        indices, dy = inputs[1], inputs[2]
+        dx = outputs[0]
+        dx.fill(0)
+        dx3 = dx.reshape(self.pre, self.dim, self.post)
+        dy3 = dy.reshape(self.pre, self.count, self.post)
+        every = slice(None)
+        if not self.layers and self.count and self.dim:  # indices known only now
+            targets = xp.remainder(indices.reshape(-1), self.dim)
+            scatter_add(xp, dx3, (every, targets, every), dy3)
+            return
+        if self.gathered is None:  # no index repeats: one scatter
+            for _, targets in self.layers:
+                dx3[every, on_device(xp, targets), every] = dy3
+            return
+        flat = view(scratch, self.gathered)
+        for layer, (positions, targets) in enumerate(self.layers):
+            part = flat[: self.pre * len(positions) * self.post].reshape(
+                self.pre, len(positions), self.post
+            )
+            take_into(xp, dy3, on_device(xp, positions), 1, part)
+            if layer == 0:
+                dx3[every, on_device(xp, targets), every] = part
+            else:
+                scatter_add(xp, dx3, (every, on_device(xp, targets), every), part)
+
+
+def take_into(xp: ModuleType, data: Array, indices: Array, axis: int, out: Array) -> None:
+    """``out = take(data, indices, axis)`` written into ``out`` (contiguous) without buffering."""
+    if xp is np:  # mode "raise" (the default) would buffer the whole output
+        np.take(data, indices, axis=axis, out=out, mode="wrap")
+    else:  # cupy's take always wraps
+        xp.take(data, indices, axis=axis, out=out)
 
 
 def _tensor_attribute(value: Any) -> np.ndarray:
