@@ -3,9 +3,10 @@ finite differences, and build small inference graphs with onnx.helper.
 
 The finite-difference reference evaluates the *forward* part of a training graph (every node
 up to the SoftmaxCrossEntropyLoss) with ``onnx.reference.ReferenceEvaluator`` in float64:
-BatchNormInternal becomes a training-mode BatchNormalization and each Dropout a
-multiplication by the mask onnxruntime drew, so the function differentiated is exactly the one
-the training graph computed.
+BatchNormInternal becomes a training-mode BatchNormalization, each Dropout a
+multiplication by the mask onnxruntime drew, each random op (stochastic depth) the noise
+onnxruntime drew, and com.microsoft Gelu its erf formula, so the function differentiated is
+exactly the one the training graph computed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ except ImportError:  # pragma: no cover
     ort = None
 
 F32 = onnx.TensorProto.FLOAT
+DOUBLE = onnx.TensorProto.DOUBLE
 
 
 @functools.cache
@@ -79,8 +81,25 @@ def grad_names(model: onnx.ModelProto) -> dict[str, str]:
     return {n.input[1]: n.input[2] for n in model.graph.node if n.op_type == "SGDOptimizer"}
 
 
+RANDOM_OPS = ("RandomUniformLike", "Bernoulli")
+
+
 def dropout_masks(model: onnx.ModelProto) -> list[str]:
-    return [n.output[1] for n in model.graph.node if n.op_type == "Dropout"]
+    """Every tensor onnxruntime draws at random: Dropout masks and random-op outputs."""
+    masks = [n.output[1] for n in model.graph.node if n.op_type == "Dropout"]
+    return masks + [n.output[0] for n in model.graph.node if n.op_type in RANDOM_OPS]
+
+
+def _gelu_nodes(x: str, y: str) -> list[onnx.NodeProto]:
+    """com.microsoft Gelu in standard ops (the reference evaluator has no contrib ops)."""
+    names = [f"{y}_gelu{i}" for i in range(4)]
+    return [
+        helper.make_node("Div", [x, "__sqrt2"], [names[0]]),
+        helper.make_node("Erf", [names[0]], [names[1]]),
+        helper.make_node("Add", [names[1], "__one"], [names[2]]),
+        helper.make_node("Mul", [x, names[2]], [names[3]]),
+        helper.make_node("Mul", [names[3], "__half"], [y]),
+    ]
 
 
 def forward_float64(
@@ -109,6 +128,17 @@ def forward_float64(
             scale = masks[node.output[1]].astype(np.float64) / (1.0 - ratio)
             extra.append(numpy_helper.from_array(scale, f"{node.output[1]}_scale"))
             nodes.append(helper.make_node("Mul", [node.input[0], extra[-1].name], [node.output[0]]))
+        elif node.op_type in RANDOM_OPS:  # the noise onnxruntime drew, as a constant
+            noise = masks[node.output[0]]
+            if noise.dtype == np.float32:
+                noise = noise.astype(np.float64)
+            extra.append(numpy_helper.from_array(noise, node.output[0]))
+        elif node.op_type == "Gelu" and node.domain == "com.microsoft":
+            nodes.extend(_gelu_nodes(node.input[0], node.output[0]))
+        elif node.op_type == "Cast" and _to(node) == F32:
+            nodes.append(helper.make_node("Cast", list(node.input), list(node.output), to=DOUBLE))
+        elif node.op_type == "Pad" and (consts[node.input[1]] < 0).any():
+            nodes.extend(_cropping_pad(node, consts[node.input[1]], extra))
         elif node.op_type == "MaxPool":
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
@@ -118,6 +148,8 @@ def forward_float64(
             nodes.append(node)
         if node.op_type == "SoftmaxCrossEntropyLoss":
             break
+    for name, value in (("__sqrt2", np.sqrt(2.0)), ("__one", 1.0), ("__half", 0.5)):
+        extra.append(numpy_helper.from_array(np.array(value, np.float64), name))
     inits = []
     for name, value in consts.items():
         if value.dtype == np.float32:
@@ -127,11 +159,7 @@ def forward_float64(
     for v in g.input:
         elem = v.type.tensor_type.elem_type
         dims = [d.dim_value for d in v.type.tensor_type.shape.dim]
-        inputs.append(
-            helper.make_tensor_value_info(
-                v.name, onnx.TensorProto.DOUBLE if elem == F32 else elem, dims
-            )
-        )
+        inputs.append(helper.make_tensor_value_info(v.name, DOUBLE if elem == F32 else elem, dims))
     loss = metadata(model)["loss"]
     graph = helper.make_graph(
         nodes,
@@ -143,6 +171,32 @@ def forward_float64(
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     floats = {k: v.astype(np.float64) for k, v in consts.items() if v.dtype == np.float32}
     return m, floats
+
+
+def _cropping_pad(
+    node: onnx.NodeProto, pads: np.ndarray, extra: list[onnx.TensorProto]
+) -> list[onnx.NodeProto]:
+    """A Pad with negative pads as Pad then Slice (the reference evaluator pads only)."""
+    rank = len(pads) // 2
+    begins, ends = pads[:rank], pads[rank:]
+    names = [f"{node.output[0]}_{k}" for k in ("pads", "starts", "ends", "padded")]
+    big = np.iinfo(np.int64).max
+    values = [
+        np.maximum(pads, 0),
+        np.maximum(-begins, 0),
+        np.where(ends < 0, ends, big),
+    ]
+    extra.extend(
+        numpy_helper.from_array(v.astype(np.int64), n) for v, n in zip(values, names, strict=False)
+    )
+    return [
+        helper.make_node("Pad", [node.input[0], names[0], *node.input[2:3]], [names[3]]),
+        helper.make_node("Slice", [names[3], names[1], names[2]], [node.output[0]]),
+    ]
+
+
+def _to(node: onnx.NodeProto) -> int:
+    return int(next(helper.get_attribute_value(a) for a in node.attribute if a.name == "to"))
 
 
 def check_gradients(

@@ -5,8 +5,11 @@ Two tables, both plain data:
 * :data:`FORWARD` -- every op an inference graph may contain, how the training graph writes
   its forward computation, which inputs carry a gradient, and the backward ops its gradient
   emits (op type, domain, inputs and outputs by position, attributes). An op whose
-  ``backward`` is ``None`` is accepted only where no gradient flows through it (for example a
-  ``Gather`` on the image input, or shape arithmetic that is folded to a constant).
+  ``backward`` is ``None`` is accepted only where no gradient flows through it: shape
+  arithmetic and masks that fold to constants, or, marked ``runtime``, ops that run in the
+  training graph off the gradient path (stochastic depth's random noise and its comparisons).
+  Some accepted ops are never written as such: ``writes`` names what they become (Einsum a
+  batched MatMul, a layer-norm decomposition one LayerNormalization, ...).
 * :data:`TRAINING_OPS` -- every (domain, op type) that can appear in a written training graph,
   forward, loss, backward and optimizer alike, with its signature. This is the list of kernels
   an executor needs; `autotm-execute` reads it instead of guessing.
@@ -67,6 +70,9 @@ class ForwardOp:
     writes: tuple[str, ...]  # (domain:)op types of the forward computation in the training graph
     backward: tuple[str, ...] | None  # (domain:)op types its gradient emits; None: forward-only
     note: str = ""
+    # a forward-only op (backward None) that may still run in the training graph where no
+    # gradient flows through it (random noise, masks); otherwise it must fold to a constant
+    runtime: bool = False
 
 
 def _sig(
@@ -138,7 +144,71 @@ _SIGS = [
         "Y",
         semantics="starts/ends/axes/steps: int64 constants",
     ),
-    _sig("Gather", ONNX, "X indices", "Y", "axis", "forward-only (no gradient flows through)"),
+    _sig(
+        "Gather",
+        ONNX,
+        "X indices",
+        "Y",
+        "axis",
+        "indices int64 (negative values normalised when constant); gradient by GatherGrad",
+    ),
+    _sig(
+        "LayerNormalization",
+        ONNX,
+        "X Scale B?",
+        "Y Mean InvStdDev",
+        "axis epsilon stash_type",
+        "ONNX opset 17; axis >= 0; Mean and InvStdDev (float32) shaped X.shape[:axis] + "
+        "[1] * (rank - axis), always written (LayerNormalizationGrad reads them); also what a "
+        "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add] decomposition is fused into",
+    ),
+    _sig(
+        "Gelu",
+        MS,
+        "X",
+        "Y",
+        semantics="exact GELU, Y = X * (1 + erf(X / sqrt(2))) / 2 (onnxruntime contrib op); "
+        "ONNX Gelu (opset 20, approximate 'none') and the exporters' Erf decomposition are "
+        "written as this",
+        ort="verified",
+    ),
+    _sig("Erf", ONNX, "X", "Y"),
+    _sig("Exp", ONNX, "X", "Y"),
+    _sig("Tanh", ONNX, "X", "Y"),
+    _sig("Sqrt", ONNX, "X", "Y"),
+    _sig("Reciprocal", ONNX, "X", "Y"),
+    _sig(
+        "Pow",
+        ONNX,
+        "X Y",
+        "Z",
+        semantics="numpy broadcasting; Y (the exponent) a float constant on a gradient path",
+    ),
+    _sig(
+        "Pad",
+        ONNX,
+        "data pads constant_value?",
+        "output",
+        "mode",
+        "opset-17 form: pads an int64 constant of 2 * rank values (begins, then ends; negative "
+        "crops), no axes input; mode constant, reflect or edge (gradient for constant only)",
+    ),
+    _sig(
+        "Bernoulli",
+        ONNX,
+        "input",
+        "output",
+        "dtype seed?",
+        "random per iteration (stochastic depth); never on a gradient path",
+    ),
+    _sig(
+        "RandomUniformLike",
+        ONNX,
+        "input",
+        "output",
+        "dtype high low seed?",
+        "random per iteration (stochastic depth); never on a gradient path",
+    ),
     _sig("Softmax", ONNX, "X", "Y", "axis", "opset-13 semantics (one axis)"),
     _sig("LogSoftmax", ONNX, "X", "Y", "axis", "opset-13 semantics (one axis)"),
     _sig("Clip", ONNX, "X min? max?", "Y", semantics="min/max: scalar float constants"),
@@ -261,6 +331,35 @@ _SIGS = [
         semantics="dX = zeros(shape) with the sliced region set to dY",
         ort="verified",
     ),
+    _sig(
+        "LayerNormalizationGrad",
+        MS,
+        "dY X scale mean inv_std_var",
+        "dX dScale dBias",
+        "axis",
+        "the gradients of LayerNormalization given its Mean and InvStdDev outputs; all three "
+        "outputs are required by onnxruntime (dBias is computed even without a bias)",
+        "verified",
+    ),
+    _sig(
+        "GeluGrad",
+        MS,
+        "dY X",
+        "dX",
+        semantics="dX = dY * (Phi(X) + X * phi(X)), Phi/phi the standard normal cdf/pdf",
+        ort="verified",
+    ),
+    _sig("TanhGrad", MS, "dY Y", "dX", semantics="dX = dY * (1 - Y * Y)", ort="verified"),
+    _sig(
+        "GatherGrad",
+        MS,
+        "shape indices dY",
+        "dX",
+        "axis",
+        "dX = zeros(shape); dX[.., indices[j], ..] += dY[.., j, ..] along axis (scatter-add; "
+        "repeated indices accumulate, negative ones count from the end); shape an int64 constant",
+        "verified",
+    ),
     # standard ops used by gradients, as onnxruntime's gradient builders use them
     _sig("ReduceSum", ONNX, "X axes", "Y", "keepdims", "axes: int64 constant (opset 13)"),
     _sig("Sum", ONNX, "X0 X1...", "Y", semantics="gradient accumulation"),
@@ -345,17 +444,18 @@ FORWARD: dict[str, ForwardOp] = {
             (0, 1),
             ("MatMul",),
             ("Gemm", "MatMul", "Transpose", *_REDUCE),
-            "B must be 2-D (a weight); A of any rank >= 2",
+            "A and B of any rank >= 2, batch dimensions broadcast (numpy); a 2-D B (a weight) "
+            "gets its gradient by one Gemm over the flattened rows",
         ),
         ForwardOp("Add", (0, 1), ("Add",), _REDUCE, "broadcasting: ReduceSum + Reshape"),
         ForwardOp("Sub", (0, 1), ("Sub",), ("Neg", *_REDUCE)),
         ForwardOp("Mul", (0, 1), ("Mul",), ("Mul", *_REDUCE)),
         ForwardOp(
             "Div",
-            (0,),
+            (0, 1),
             ("Div",),
-            ("Div", *_REDUCE),
-            "gradient to the dividend only: a divisor on a gradient path is unsupported",
+            ("Div", "Mul", "Neg", *_REDUCE),
+            "dA = dY / B; dB = -dY * Y / B (as onnxruntime), each reduced to its input's shape",
         ),
         ForwardOp("Neg", (0,), ("Neg",), ("Neg",)),
         ForwardOp("Concat", tuple(range(64)), ("Concat",), ("Split",)),
@@ -372,7 +472,113 @@ FORWARD: dict[str, ForwardOp] = {
         ForwardOp("Unsqueeze", (0,), ("Unsqueeze",), ("Reshape",)),
         ForwardOp("Transpose", (0,), ("Transpose",), ("Transpose",)),
         ForwardOp("Slice", (0,), ("Slice",), ("com.microsoft:SliceGrad",)),
-        ForwardOp("Gather", (), ("Gather",), None, "only where no gradient flows (data input)"),
+        ForwardOp(
+            "Gather",
+            (0,),
+            ("Gather", "Reshape"),
+            ("com.microsoft:GatherGrad", "Reshape"),
+            "gradient to the data (a parameter table or an activation), indices constant or "
+            "not; constant indices that permute nothing (dynamo's as_strided) make a Reshape",
+        ),
+        ForwardOp("Expand", (0,), ("Expand",), _REDUCE, "dX = dY summed over expanded axes"),
+        ForwardOp(
+            "Pad",
+            (0,),
+            ("Pad",),
+            ("Slice", "Pad"),
+            "mode constant: dX = the unpadded region of dY (Slice; Pad with zeros where the Pad "
+            "cropped); reflect and edge are forward-only; pads/axes/value must be constants",
+        ),
+        ForwardOp(
+            "LayerNormalization",
+            (0, 1, 2),
+            ("LayerNormalization", "Reshape"),
+            ("com.microsoft:LayerNormalizationGrad", "Reshape"),
+            "written with its Mean and InvStdDev outputs; a scale/bias of another shape than "
+            "the normalised one is reshaped first",
+        ),
+        ForwardOp(
+            "Gelu",
+            (0,),
+            ("com.microsoft:Gelu", "Mul", "Add", "Tanh"),
+            ("com.microsoft:GeluGrad", "com.microsoft:TanhGrad", "Mul", "Sum", *_REDUCE),
+            "approximate 'none' as com.microsoft Gelu; 'tanh' as its formula in Mul/Add/Tanh",
+        ),
+        ForwardOp(
+            "Erf",
+            (0,),
+            ("Erf", "com.microsoft:Gelu"),
+            ("Mul", "Neg", "Exp", "com.microsoft:GeluGrad"),
+            "X*0.5*(1+erf(X/sqrt(2))) in any Mul order is fused into com.microsoft Gelu; a "
+            "standalone Erf has dX = dY * 2/sqrt(pi) * exp(-X*X)",
+        ),
+        ForwardOp(
+            "Einsum",
+            (0, 1),
+            ("Transpose", "Reshape", "MatMul", "ReduceSum"),
+            ("Transpose", "Reshape", "MatMul", "Gemm", "ReduceSum", "Expand"),
+            "two operands, no ellipsis, no repeated index in a term: lowered to Transpose/"
+            "Reshape around one batched MatMul",
+        ),
+        ForwardOp(
+            "GatherND",
+            (0,),
+            ("Gather", "Reshape"),
+            ("com.microsoft:GatherGrad", "Reshape"),
+            "constant indices, batch_dims 0: lowered to Gather on axis 0 (of the data "
+            "flattened over the indexed axes)",
+        ),
+        ForwardOp(
+            "ReduceL2",
+            (0,),
+            ("Mul", "ReduceSum", "Sqrt"),
+            ("Div", "Mul", "Reshape", "Expand", "Sum"),
+            "lowered to Sqrt(ReduceSum(X * X))",
+        ),
+        ForwardOp(
+            "ScatterND",
+            (0,),
+            ("Mul", "Add"),
+            ("Mul",),
+            "constant indices and updates, reduction none: data * keep + placed (constants); "
+            "folded when the data is constant too (Swin's attention masks)",
+        ),
+        ForwardOp("Exp", (0,), ("Exp",), ("Mul",), "dX = dY * Y"),
+        ForwardOp("Tanh", (0,), ("Tanh",), ("com.microsoft:TanhGrad",)),
+        ForwardOp("Sqrt", (0,), ("Sqrt",), ("Div", "Mul"), "dX = dY / Y * 0.5"),
+        ForwardOp("Reciprocal", (0,), ("Reciprocal",), ("Mul", "Neg"), "dX = -dY * Y * Y"),
+        ForwardOp(
+            "Pow",
+            (0,),
+            ("Pow",),
+            ("Pow", "Mul", *_REDUCE),
+            "exponent a constant: dX = dY * p * X^(p-1) (dY * 2X for p = 2)",
+        ),
+        ForwardOp("CastLike", (), ("Cast",), None, "written as Cast", runtime=True),
+        ForwardOp(
+            "Cast",
+            (),
+            ("Cast",),
+            None,
+            "a float32-to-float32 Cast is removed like Identity (gradients pass through)",
+            runtime=True,
+        ),
+        *[
+            ForwardOp(op, (), (op,), None, "runs where no gradient flows (masks)", runtime=True)
+            for op in ("Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And")
+        ],
+        *[
+            ForwardOp(
+                op,
+                (),
+                (op,),
+                None,
+                "random noise drawn per iteration (stochastic depth); a non-differentiable "
+                "input of the Mul that applies it",
+                runtime=True,
+            )
+            for op in ("Bernoulli", "RandomUniformLike")
+        ],
         ForwardOp("Identity", (0,), (), (), "removed: its output is an alias of its input"),
         ForwardOp(
             "Dropout",
@@ -420,9 +626,18 @@ FORWARD: dict[str, ForwardOp] = {
         ForwardOp(
             "ReduceMean",
             (0,),
-            ("ReduceMean",),
-            ("Reshape", "Mul", "Expand"),
-            "dX = Expand(reshape(dY) / n, shape(X))",
+            ("ReduceMean", "LayerNormalization", "Reshape"),
+            ("Reshape", "Mul", "Expand", "com.microsoft:LayerNormalizationGrad"),
+            "dX = Expand(reshape(dY) / n, shape(X)); a layer-norm decomposition "
+            "(ReduceMean, Sub, Pow or Mul, ReduceMean, Add, Sqrt, Div, then optionally Mul "
+            "and Add by constants or parameters) is fused into LayerNormalization",
+        ),
+        ForwardOp(
+            "ReduceSum",
+            (0,),
+            ("ReduceSum",),
+            ("Reshape", "Expand"),
+            "axes an int64 constant input (opset 13); dX = Expand(reshape(dY), shape(X))",
         ),
         ForwardOp("Constant", (), (), None, "folded into a constant initializer"),
         # shape arithmetic: accepted when it folds to a constant at the fixed batch
@@ -433,15 +648,21 @@ FORWARD: dict[str, ForwardOp] = {
                 "Size",
                 "ConstantOfShape",
                 "Range",
-                "Cast",
                 "Equal",
+                "Not",
+                "Or",
                 "Where",
-                "Expand",
                 "Floor",
                 "Ceil",
-                "Sqrt",
-                "Pow",
+                "Abs",
+                "Mod",
+                "Tile",
+                "Trilu",
+                "ScatterElements",
+                "GatherElements",
                 "ReduceProd",
+                "ReduceMax",
+                "ReduceMin",
             )
         ],
     ]

@@ -22,13 +22,19 @@ from autotm_schemas import BadInputError
 from ..opset import FORWARD, MS
 from .graph import WorkGraph, attributes
 
+# ops the training graph writes that no inference graph contains (canonical forms, the loss)
+_WRITTEN: dict[tuple[str, str], tuple[int, ...]] = {
+    (MS, "BatchNormInternal"): (0, 1, 2),
+    (MS, "Gelu"): (0,),
+    ("", "SoftmaxCrossEntropyLoss"): (0,),
+}
+
 
 def differentiable_inputs(node: onnx.NodeProto) -> tuple[int, ...]:
     """Input positions of ``node`` that a gradient flows to."""
-    if node.domain == MS and node.op_type == "BatchNormInternal":
-        return (0, 1, 2)
-    if node.op_type == "SoftmaxCrossEntropyLoss":
-        return (0,)
+    written = _WRITTEN.get((node.domain, node.op_type))
+    if written is not None:
+        return written
     return FORWARD[node.op_type].differentiable
 
 

@@ -116,6 +116,21 @@ def batch_norm(ctx: GradContext) -> None:
     )
 
 
+@builder("LayerNormalization")
+def layer_norm(ctx: GradContext) -> None:
+    outs = [
+        ctx.grad_for(i) if ctx.needs(i) else ctx.tmp(f"unused_grad{i}", ctx.shape(ctx.x(min(i, 1))))
+        for i in range(3)
+    ]
+    ctx.emit(
+        "LayerNormalizationGrad",
+        [_dy(ctx), ctx.x(0), ctx.x(1), ctx.y(1), ctx.y(2)],
+        outs,
+        domain=MS,
+        axis=int(ctx.attrs["axis"]),
+    )
+
+
 # --- activations ---------------------------------------------------------------------------
 @builder("Relu")
 def relu(ctx: GradContext) -> None:
@@ -125,6 +140,16 @@ def relu(ctx: GradContext) -> None:
 @builder("Sigmoid")
 def sigmoid(ctx: GradContext) -> None:
     ctx.emit("SigmoidGrad", [_dy(ctx), ctx.y(0)], [ctx.grad_for(0)], domain=MS)
+
+
+@builder("Tanh")
+def tanh(ctx: GradContext) -> None:
+    ctx.emit("TanhGrad", [_dy(ctx), ctx.y(0)], [ctx.grad_for(0)], domain=MS)
+
+
+@builder(f"{MS}:Gelu")
+def gelu(ctx: GradContext) -> None:
+    ctx.emit("GeluGrad", [_dy(ctx), ctx.x(0)], [ctx.grad_for(0)], domain=MS)
 
 
 @builder("Softmax")
@@ -226,12 +251,47 @@ def _gemm(ctx: GradContext, args: list[str], out: str, alpha: float, ta: int, tb
 def matmul(ctx: GradContext) -> None:
     a, b, dy = ctx.x(0), ctx.x(1), _dy(ctx)
     sa, sb = ctx.shape(a), ctx.shape(b)
-    if len(sb) != 2 or len(sa) < 2:
+    if len(sa) < 2 or len(sb) < 2:
         raise BadInputError(
-            f"{ctx.g.where(ctx.node)}: expected MatMul of an N-D input by a 2-D matrix, "
+            f"{ctx.g.where(ctx.node)}: expected MatMul operands of rank 2 or more, "
             f"got shapes {list(sa)} and {list(sb)}"
         )
-    k, n = sb
+    if len(sb) == 2:
+        _matmul_by_matrix(ctx, a, b, dy)
+        return
+    # batched: dA = dY B^T and dB = A^T dY (transposing the last two axes), each summed over
+    # the batch axes its operand was broadcast along
+    batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+    m, k, n = sa[-2], sa[-1], sb[-1]
+    if ctx.needs(0):
+        bt = _swap_last(ctx, b, "B_transposed")
+        _matmul_reduced(ctx, [dy, bt], (*batch, m, k), 0)
+    if ctx.needs(1):
+        at = _swap_last(ctx, a, "A_transposed")
+        _matmul_reduced(ctx, [at, dy], (*batch, k, n), 1)
+
+
+def _swap_last(ctx: GradContext, name: str, hint: str) -> str:
+    shape = ctx.shape(name)
+    rank = len(shape)
+    out = ctx.tmp(hint, (*shape[:-2], shape[-1], shape[-2]))
+    ctx.emit("Transpose", [name], [out], perm=[*range(rank - 2), rank - 1, rank - 2])
+    return out
+
+
+def _matmul_reduced(ctx: GradContext, args: list[str], full: tuple[int, ...], i: int) -> None:
+    if full == tuple(ctx.shape(ctx.x(i))):
+        ctx.emit("MatMul", args, [ctx.grad_for(i)])
+        return
+    pre = ctx.tmp(f"pre_reduce_grad{i}", full)
+    ctx.emit("MatMul", args, [pre])
+    reduce_to(ctx, pre, ctx.shape(ctx.x(i)), ctx.grad_for(i))
+
+
+def _matmul_by_matrix(ctx: GradContext, a: str, b: str, dy: str) -> None:
+    """MatMul of an N-D input by a 2-D matrix (a weight): Gemm over the flattened rows."""
+    sa = ctx.shape(a)
+    k, n = ctx.shape(b)
     if ctx.needs(0):
         if len(sa) == 2:
             ctx.emit("Gemm", [dy, b], [ctx.grad_for(0)], beta=0.0, transB=1)
@@ -290,12 +350,86 @@ def mul(ctx: GradContext) -> None:
 @builder("Div")
 def div(ctx: GradContext) -> None:
     full = ctx.shape(_dy(ctx))
-    if tuple(full) == tuple(ctx.shape(ctx.x(0))):
-        ctx.emit("Div", [_dy(ctx), ctx.x(1)], [ctx.grad_for(0)])
+    if ctx.needs(0):
+        _elementwise_grad(ctx, 0, "Div", [_dy(ctx), ctx.x(1)])
+    if ctx.needs(1):  # dB = -dY * Y / B, as onnxruntime
+        ratio = ctx.tmp("Y_over_B", full)
+        ctx.emit("Div", [ctx.y(0), ctx.x(1)], [ratio])
+        shape = ctx.shape(ctx.x(1))
+        product = ctx.tmp("dY_Y_over_B", full)
+        ctx.emit("Mul", [_dy(ctx), ratio], [product])
+        if tuple(full) != tuple(shape):
+            reduced = ctx.tmp("dB_reduced", shape)
+            reduce_to(ctx, product, shape, reduced)
+            product = reduced
+        ctx.emit("Neg", [product], [ctx.grad_for(1)])
+
+
+def _elementwise_grad(ctx: GradContext, i: int, op: str, args: list[str]) -> None:
+    """Input i's gradient ``op(args)`` at the output's shape, reduced to input i's shape."""
+    full = ctx.shape(_dy(ctx))
+    if tuple(full) == tuple(ctx.shape(ctx.x(i))):
+        ctx.emit(op, args, [ctx.grad_for(i)])
     else:
-        pre = ctx.tmp("pre_reduce_grad0", full)
-        ctx.emit("Div", [_dy(ctx), ctx.x(1)], [pre])
-        reduce_to(ctx, pre, ctx.shape(ctx.x(0)), ctx.grad_for(0))
+        pre = ctx.tmp(f"pre_reduce_grad{i}", full)
+        ctx.emit(op, args, [pre])
+        reduce_to(ctx, pre, ctx.shape(ctx.x(i)), ctx.grad_for(i))
+
+
+@builder("Pow")
+def pow_(ctx: GradContext) -> None:
+    exponent = ctx.g.consts.get(ctx.x(1))
+    if exponent is None:
+        raise BadInputError(
+            f"{ctx.g.where(ctx.node)}: expected a constant exponent on a gradient path"
+        )
+    p = exponent.astype(np.float64)
+    full = ctx.shape(_dy(ctx))
+    x = ctx.x(0)
+    slope = ctx.tmp("slope", full)
+    if p.size == 1 and float(p.reshape(-1)[0]) == 2.0:  # dX = dY * 2X
+        ctx.emit("Mul", [x, ctx.const(np.array(2.0, np.float32), "two")], [slope])
+    else:  # dX = dY * p * X^(p-1)
+        power = ctx.tmp("X_pow_p_minus_1", full)
+        ctx.emit("Pow", [x, ctx.const((p - 1).astype(np.float32), "p_minus_1")], [power])
+        ctx.emit("Mul", [power, ctx.const(p.astype(np.float32), "p")], [slope])
+    _elementwise_grad(ctx, 0, "Mul", [_dy(ctx), slope])
+
+
+@builder("Sqrt")
+def sqrt(ctx: GradContext) -> None:  # dX = dY / Y * 0.5
+    shape = ctx.shape(ctx.x(0))
+    ratio = ctx.tmp("dY_over_Y", shape)
+    ctx.emit("Div", [_dy(ctx), ctx.y(0)], [ratio])
+    half = ctx.const(np.array(0.5, np.float32), "half")
+    ctx.emit("Mul", [ratio, half], [ctx.grad_for(0)])
+
+
+@builder("Reciprocal")
+def reciprocal(ctx: GradContext) -> None:  # dX = -dY * Y * Y
+    shape = ctx.shape(ctx.x(0))
+    square, product = ctx.tmp("Y_squared", shape), ctx.tmp("dY_Y_squared", shape)
+    ctx.emit("Mul", [ctx.y(0), ctx.y(0)], [square])
+    ctx.emit("Mul", [_dy(ctx), square], [product])
+    ctx.emit("Neg", [product], [ctx.grad_for(0)])
+
+
+@builder("Exp")
+def exp(ctx: GradContext) -> None:
+    ctx.emit("Mul", [_dy(ctx), ctx.y(0)], [ctx.grad_for(0)])
+
+
+@builder("Erf")
+def erf(ctx: GradContext) -> None:  # dX = dY * 2/sqrt(pi) * exp(-X*X)
+    shape = ctx.shape(ctx.x(0))
+    square, negated = ctx.tmp("X_squared", shape), ctx.tmp("minus_X_squared", shape)
+    density, slope = ctx.tmp("exp_minus_X_squared", shape), ctx.tmp("slope", shape)
+    ctx.emit("Mul", [ctx.x(0), ctx.x(0)], [square])
+    ctx.emit("Neg", [square], [negated])
+    ctx.emit("Exp", [negated], [density])
+    scale = ctx.const(np.array(2.0 / np.sqrt(np.pi), np.float32), "two_over_sqrt_pi")
+    ctx.emit("Mul", [density, scale], [slope])
+    ctx.emit("Mul", [_dy(ctx), slope], [ctx.grad_for(0)])
 
 
 @builder("Neg")
@@ -303,20 +437,25 @@ def neg(ctx: GradContext) -> None:
     ctx.emit("Neg", [_dy(ctx)], [ctx.grad_for(0)])
 
 
-@builder("ReduceMean")
-def reduce_mean(ctx: GradContext) -> None:
+@builder("ReduceMean", "ReduceSum")
+def reduce(ctx: GradContext) -> None:
+    """dX = Expand(dY (with the reduced axes kept) [/ n for the mean], shape(X))."""
     shape = ctx.shape(ctx.x(0))
-    axes = [int(a) % len(shape) for a in ctx.attrs["axes"]]
+    summed = ctx.node.op_type == "ReduceSum"
+    raw = ctx.g.consts[ctx.x(1)] if summed else np.array(ctx.attrs["axes"])
+    axes = [int(a) % len(shape) for a in raw.reshape(-1)]
     grad = _dy(ctx)
     kept = [1 if i in axes else d for i, d in enumerate(shape)]
     if not int(ctx.attrs.get("keepdims", 1)):
         unsqueezed = ctx.tmp("unsqueezed_dY", kept)
         ctx.emit("Reshape", [grad, ctx.const(np.array(kept, np.int64), "kept_shape")], [unsqueezed])
         grad = unsqueezed
-    count = int(np.prod([shape[a] for a in axes]))
-    scaled = ctx.tmp("scaled_dY", kept)
-    ctx.emit("Mul", [grad, ctx.const(np.array(1.0 / count, np.float32), "scale")], [scaled])
-    ctx.emit("Expand", [scaled, ctx.const(np.array(shape, np.int64), "x_shape")], [ctx.grad_for(0)])
+    if not summed:
+        count = int(np.prod([shape[a] for a in axes]))
+        scaled = ctx.tmp("scaled_dY", kept)
+        ctx.emit("Mul", [grad, ctx.const(np.array(1.0 / count, np.float32), "scale")], [scaled])
+        grad = scaled
+    ctx.emit("Expand", [grad, ctx.const(np.array(shape, np.int64), "x_shape")], [ctx.grad_for(0)])
 
 
 # --- data movement -------------------------------------------------------------------------
@@ -367,6 +506,57 @@ def slice_(ctx: GradContext) -> None:
     shape = ctx.const(np.array(ctx.shape(ctx.x(0)), np.int64), "x_shape")
     inputs = [_dy(ctx), shape, *ctx.node.input[1:]]
     ctx.emit("SliceGrad", inputs, [ctx.grad_for(0)], domain=MS)
+
+
+@builder("Gather")
+def gather(ctx: GradContext) -> None:
+    shape = ctx.const(np.array(ctx.shape(ctx.x(0)), np.int64), "x_shape")
+    axis = int(ctx.attrs.get("axis", 0))
+    ctx.emit("GatherGrad", [shape, ctx.x(1), _dy(ctx)], [ctx.grad_for(0)], domain=MS, axis=axis)
+
+
+@builder("Expand")
+def expand(ctx: GradContext) -> None:
+    give_reduced(ctx, 0, _dy(ctx))
+
+
+@builder("Pad")
+def pad(ctx: GradContext) -> None:
+    """dX = the region of dY that X landed in (Slice), zero-padded where the Pad cropped."""
+    mode = str(ctx.attrs.get("mode", "constant"))
+    if mode != "constant":
+        raise BadInputError(
+            f"{ctx.g.where(ctx.node)}: Pad mode {mode!r} on a gradient path: expected mode "
+            "'constant' (reflect and edge padding are forward-only)"
+        )
+    shape = ctx.shape(ctx.x(0))
+    rank = len(shape)
+    pads = [int(v) for v in ctx.g.consts[ctx.x(1)].reshape(-1)]
+    begins, ends = pads[:rank], pads[rank:]
+    crop_begin = [max(-b, 0) for b in begins]
+    crop_end = [max(-e, 0) for e in ends]
+    kept = [d - cb - ce for d, cb, ce in zip(shape, crop_begin, crop_end, strict=True)]
+    axes = [i for i in range(rank) if begins[i] > 0 or ends[i] > 0]
+    grad = _dy(ctx)
+    cropped = any(crop_begin) or any(crop_end)
+    if axes:
+        starts = [max(begins[i], 0) for i in axes]
+        stops = [starts[j] + kept[i] for j, i in enumerate(axes)]
+        region = ctx.grad_for(0) if not cropped else ctx.tmp("dY_region", kept)
+        ctx.emit(
+            "Slice",
+            [
+                grad,
+                ctx.const(np.array(starts, np.int64), "starts"),
+                ctx.const(np.array(stops, np.int64), "ends"),
+                ctx.const(np.array(axes, np.int64), "axes"),
+            ],
+            [region],
+        )
+        grad = region
+    if cropped:
+        back = ctx.const(np.array(crop_begin + crop_end, np.int64), "uncrop_pads")
+        ctx.emit("Pad", [grad, back], [ctx.grad_for(0)], mode="constant")
 
 
 # --- loss ----------------------------------------------------------------------------------

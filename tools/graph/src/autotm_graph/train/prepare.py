@@ -6,13 +6,20 @@ chain feeding a Reshape becomes a plain constant computed at the new batch); Res
 constants exported at another batch re-batched and made fully concrete; every op in the
 canonical training form listed in :mod:`autotm_graph.opset` (BatchNormalization as
 BatchNormInternal, MaxPool with its Indices, Dropout in training mode with its mask,
-HardSwish as HardSigmoid times X, explicit Conv/pool attributes); nodes that do not lead to
-the logits removed.
+HardSwish as HardSigmoid times X, explicit Conv/pool attributes, LayerNormalization with its
+Mean/InvStdDev outputs, ONNX Gelu as com.microsoft Gelu, Pad with full constant pads);
+layer-norm and GELU decompositions fused (:mod:`.fuse`); random ops (stochastic depth) kept
+as computations, never folded; nodes that do not lead to the logits removed.
+
+A static export (batch fixed in the file) has its batch in shape constants: Reshape targets
+are re-batched by aligning them with the export's own shapes (:mod:`.rebatch`), Expand targets
+and random-noise inputs by their leading dimension.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +30,16 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from ..opset import FORWARD, MS
+from . import lower, rebatch
+from .fuse import fuse
 from .graph import TensorInfo, WorkGraph, attributes, infer_outputs, info_from_type, set_attribute
 
 INIT_METADATA_KEY = "autotm.init"
 
-# Ops that are evaluated once at build time when all their inputs are constants.
-_NEVER_FOLD = {"Dropout", "BatchNormalization"}
+# Ops never evaluated at build time even when all their inputs are constants: training-mode
+# statistics, and random ops (noise must be drawn anew every iteration).
+_RANDOM = {"Bernoulli", "RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal"}
+_NEVER_FOLD = {"Dropout", "BatchNormalization", *_RANDOM}
 # Folded constants larger than this stay computations (a folded weight would stop training).
 _FOLD_LIMIT = 1 << 20
 
@@ -164,6 +175,10 @@ def prepare(model: onnx.ModelProto, batch: int, source: str) -> Forward:
         raise BadInputError(f"{source}: expected a graph output (the logits)")
 
     state = _State(g, batch, old_batch, opset, from_file, file_params | set(input_params))
+    state.input_params = input_params
+    if state._batch_changed():
+        state.export_shapes = rebatch.export_shapes(model)
+    state.uses.update(n for node in onnx_graph.node for n in node.input if n)
     for node in _topological(list(onnx_graph.node), set(g.info), source):
         state.visit(node)
 
@@ -178,6 +193,7 @@ def prepare(model: onnx.ModelProto, batch: int, source: str) -> Forward:
         raise BadInputError(
             f"{source}: output {logits!r}: expected logits of shape [batch, classes], got {list(shape)}"
         )
+    fuse(g, [logits])
     g.nodes = _live(g.nodes, logits)
     used = {n for node in g.nodes for n in node.input if n}
     g.consts = {k: v for k, v in g.consts.items() if k in used}
@@ -185,7 +201,7 @@ def prepare(model: onnx.ModelProto, batch: int, source: str) -> Forward:
         graph=g,
         data_inputs=[d for d in data_inputs if d in used],
         logits=logits,
-        file_params={p for p in file_params if p in g.consts},
+        file_params={p for p in file_params | state.copies if p in g.consts},
         input_params={k: v for k, v in input_params.items() if k in used},
         running_stats=state.running_stats,
     )
@@ -221,6 +237,10 @@ class _State:
         self.params = params
         self.alias: dict[str, str] = {}
         self.running_stats: dict[str, str] = {}
+        self.export_shapes: dict[str, tuple[int, ...]] = {}  # static shapes at the export batch
+        self.uses: Counter[str] = Counter()  # how many source node inputs read each tensor
+        self.copies: set[str] = set()  # private copies of shared running statistics
+        self.input_params: dict[str, dict[str, Any]] = {}  # graph inputs with init specs
 
     # -- helpers ---------------------------------------------------------------------------
     def _const(self, name: str, node: onnx.NodeProto, what: str) -> np.ndarray:
@@ -243,6 +263,8 @@ class _State:
         if node.domain == MS and node.op_type == "BatchNormInternal":
             x, c = self.g.info[node.input[0]], self.g.info[node.input[1]]
             infos = [x, c, c, c, c]
+        elif node.domain == MS and node.op_type == "Gelu":
+            infos = [self.g.info[node.input[0]]]
         else:
             infos = infer_outputs(self.g, node)
         for name, info in zip([o for o in node.output if o], infos, strict=True):
@@ -269,7 +291,7 @@ class _State:
         if self._foldable(node):
             self._fold(node)
             return
-        if FORWARD[op].backward is None and op != "Gather":
+        if FORWARD[op].backward is None and not FORWARD[op].runtime:
             raise BadInputError(
                 f"{self.g.where(node)}: expected constant inputs at the fixed batch "
                 f"({op} is supported only as shape arithmetic)"
@@ -285,8 +307,22 @@ class _State:
             return False
         if node.op_type in ("Shape", "Size"):
             return node.input[0] in self.g.info
-        inputs = [n for n in node.input if n]
-        return all(n in self.g.consts and not self._is_param(n) for n in inputs)
+        if node.op_type in ("Cast", "CastLike") and self._same_type(node):
+            return False  # removed like Identity instead (a Cast of a parameter keeps training)
+        if not all(n in self.g.consts for n in node.input if n):
+            return False
+        # a parameter read where the op has a gradient is a weight: folding would freeze it;
+        # read where no gradient flows (a mask's values, a ScatterND's updates) it is data
+        trained = FORWARD[node.op_type].differentiable if node.op_type in FORWARD else ()
+        return not any(i < len(node.input) and self._is_param(node.input[i]) for i in trained)
+
+    def _same_type(self, node: onnx.NodeProto) -> bool:
+        info = self.g.info.get(node.input[0])
+        if node.op_type == "CastLike":
+            other = self.g.info.get(node.input[1])
+            return info is not None and other is not None and info.dtype == other.dtype
+        target = helper.tensor_dtype_to_np_dtype(int(attributes(node)["to"]))
+        return info is not None and info.dtype == target
 
     def _fold(self, node: onnx.NodeProto) -> None:
         if node.op_type == "Shape":
@@ -350,14 +386,14 @@ class _State:
                 )
         y = node.output[0]
         outs = [y]
+        stats = []
         for stat in (mean, var):
-            if stat in self.running_stats:
-                raise BadInputError(
-                    f"{self.g.where(node)}: running statistic {stat!r}: expected it to be "
-                    "used by one BatchNormalization only"
-                )
+            if stat in self.running_stats or self.uses[stat] > 1:
+                stat = self._private_copy(stat, node)
             self.running_stats[stat] = self.g.names.fresh(f"{stat}_updated")
             outs.append(self.running_stats[stat])
+            stats.append(stat)
+        mean, var = stats
         outs += [self.g.names.fresh(f"{y}_saved_mean"), self.g.names.fresh(f"{y}_saved_inv_std")]
         new = helper.make_node(
             "BatchNormInternal",
@@ -370,6 +406,21 @@ class _State:
             training_mode=1,
         )
         self._emit(new)
+
+    def _private_copy(self, stat: str, node: onnx.NodeProto) -> str:
+        """A running statistic of this batch norm alone. Exporters deduplicate initializers
+        of equal value (an eval-mode TorchScript export makes one tensor of every all-zeros
+        running mean and bias), but each batch norm updates its own statistics."""
+        hint = f"{stat}_{node.name or node.output[0]}"
+        if stat in self.g.consts:
+            copy = self.g.const(self.g.consts[stat].copy(), hint)
+            self.copies.add(copy)
+        else:  # a graph input with a seeded init spec: a second input, same spec
+            copy = self.g.names.fresh(hint)
+            self.g.info[copy] = self.g.info[stat]
+            self.input_params[copy] = dict(self.input_params[stat])
+        self.params.add(copy)
+        return copy
 
     def _op_Dropout(self, node: onnx.NodeProto) -> None:
         ratio_name = node.input[1] if len(node.input) > 1 else ""
@@ -439,6 +490,254 @@ class _State:
         _drop_attribute(node, "allowzero")
 
     def _op_Gather(self, node: onnx.NodeProto) -> None:
+        shape = self.g.shape(node.input[0])
+        axis = int(attributes(node).get("axis", 0)) % len(shape)
+        set_attribute(node, "axis", axis)
+        if node.input[1] in self.g.consts:
+            indices = self.g.consts[node.input[1]].astype(np.int64)
+            fixed = indices
+            if len(shape) == 1 and node.input[1] in self.from_file:
+                fixed = self._rebatch_flat_indices(node.input[0], fixed)
+            fixed = np.where(fixed < 0, fixed + shape[axis], fixed)  # counted from the end
+            if len(shape) == 1 and np.array_equal(fixed.reshape(-1), np.arange(shape[0])):
+                # a permutation that permutes nothing (dynamo's as_strided): a Reshape
+                target = self.g.const(np.array(fixed.shape, np.int64), f"{node.output[0]}_shape")
+                reshape = helper.make_node("Reshape", [node.input[0], target], list(node.output))
+                reshape.name = node.name
+                self._emit(reshape)
+                return
+            if not np.array_equal(fixed, indices):
+                node.input[1] = self.g.const(fixed, f"{node.output[0]}_indices")
+        self._emit(node)
+
+    def _rebatch_flat_indices(self, data: str, indices: np.ndarray) -> np.ndarray:
+        """Constant indices into a flattened batch (dynamo's as_strided: Reshape to [-1],
+        then Gather), exported at another batch: re-written when each sample's indices are
+        the first sample's shifted by a whole sample."""
+        before = self.export_shapes.get(data)
+        old = self.old_batch
+        if (
+            not self._batch_changed()
+            or old is None
+            or before is None
+            or len(before) != 1
+            or before[0] % old
+            or not indices.ndim
+            or indices.shape[0] != old
+        ):
+            return indices
+        per = before[0] // old
+        rows = indices.reshape(old, -1)
+        if not (rows - rows[:1] == (np.arange(old) * per)[:, None]).all():
+            return indices
+        rebatched = rows[:1] + (np.arange(self.batch) * per)[:, None]
+        return rebatched.reshape(self.batch, *indices.shape[1:])
+
+    def _op_Cast(self, node: onnx.NodeProto) -> None:
+        _drop_attribute(node, "saturate")
+        if self._same_type(node):
+            self.alias[node.output[0]] = node.input[0]
+            return
+        self._emit(node)
+
+    def _op_CastLike(self, node: onnx.NodeProto) -> None:
+        to = helper.np_dtype_to_tensor_dtype(self.g.info[node.input[1]].dtype)
+        self._op_Cast(
+            helper.make_node("Cast", [node.input[0]], [node.output[0]], name=node.name, to=to)
+        )
+
+    def _op_ScatterND(self, node: onnx.NodeProto) -> None:
+        """ScatterND into a computed tensor (Swin v2 zeroes a slice of a copy of its qkv
+        bias) with constant indices and updates: ``data * keep + placed``, two constants."""
+        where = self.g.where(node)
+        if str(attributes(node).get("reduction", "none")) != "none":
+            raise BadInputError(f"{where}: expected reduction 'none'")
+        indices = self._const(node.input[1], node, "indices").astype(np.int64)
+        updates = self._const(node.input[2], node, "updates")
+        info = self.g.info[node.input[0]]
+        keep = np.ones(info.shape, info.dtype)
+        placed = np.zeros(info.shape, info.dtype)
+        where_to = tuple(np.moveaxis(indices, -1, 0))
+        keep[where_to] = 0
+        placed[where_to] = updates
+        y = node.output[0]
+        kept = y if not placed.any() else self.g.names.fresh(f"{y}_kept")
+        mask = self.g.const(keep, f"{y}_keep")
+        self._emit(helper.make_node("Mul", [node.input[0], mask], [kept], name=node.name))
+        if placed.any():
+            values = self.g.const(placed, f"{y}_placed")
+            self._emit(helper.make_node("Add", [kept, values], [y]))
+
+    def _op_Expand(self, node: onnx.NodeProto) -> None:
+        self._rebatch_expand(node)
+        infos = infer_outputs(self.g, node)
+        if infos[0].shape == self.g.shape(node.input[0]):
+            self.alias[node.output[0]] = node.input[0]  # expands nothing
+            return
+        self._emit(node)
+        node.input[1] = self.g.const(np.array(infos[0].shape, np.int64), f"{node.output[0]}_shape")
+
+    def _op_Pad(self, node: onnx.NodeProto) -> None:
+        rank = len(self.g.shape(node.input[0]))
+        attrs = attributes(node)
+        pads = [int(v) for v in self._const(node.input[1], node, "pads").reshape(-1)]
+        if len(node.input) > 3 and node.input[3]:  # opset 18: pads for the listed axes only
+            axes = [int(a) % rank for a in self._const(node.input[3], node, "axes").reshape(-1)]
+            full = [0] * (2 * rank)
+            for i, a in enumerate(axes):
+                full[a], full[a + rank] = pads[i], pads[i + len(axes)]
+            pads = full
+            del node.input[3:]
+        if len(pads) != 2 * rank:
+            raise BadInputError(
+                f"{self.g.where(node)}: pads: expected {2 * rank} values, got {len(pads)}"
+            )
+        if len(node.input) > 2 and node.input[2]:
+            self._const(node.input[2], node, "constant_value")
+        mode = str(attrs.get("mode", "constant"))
+        if mode not in ("constant", "reflect", "edge"):
+            raise BadInputError(
+                f"{self.g.where(node)}: mode {mode!r}: expected constant, reflect or edge"
+            )
+        if not any(pads):
+            self.alias[node.output[0]] = node.input[0]
+            return
+        set_attribute(node, "mode", mode)
+        node.input[1] = self.g.const(np.array(pads, np.int64), f"{node.output[0]}_pads")
+        while node.input and not node.input[-1]:
+            del node.input[-1]
+        self._emit(node)
+
+    def _op_LayerNormalization(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        shape = self.g.shape(node.input[0])
+        axis = int(attrs.get("axis", -1)) % len(shape)
+        normalized = tuple(shape[axis:])
+        if int(attrs.get("stash_type", 1)) != 1:
+            raise BadInputError(f"{self.g.where(node)}: expected stash_type 1 (float32)")
+        inputs = [node.input[0]]
+        for i, what in ((1, "scale"), (2, "bias")):
+            name = node.input[i] if len(node.input) > i else ""
+            if name:
+                name = self._fit(name, normalized, node, what)
+            inputs.append(name)
+        if not inputs[-1]:
+            inputs.pop()
+        outputs = [node.output[0]]
+        for i, hint in ((1, "mean"), (2, "inv_std_dev")):
+            given = node.output[i] if len(node.output) > i else ""
+            outputs.append(given or self.g.names.fresh(f"{node.output[0]}_{hint}"))
+        new = helper.make_node(
+            "LayerNormalization",
+            inputs,
+            outputs,
+            name=node.name,
+            axis=axis,
+            epsilon=float(attrs.get("epsilon", 1e-5)),
+            stash_type=1,
+        )
+        self._emit(new)
+
+    def _fit(self, name: str, shape: tuple[int, ...], node: onnx.NodeProto, what: str) -> str:
+        """``name`` reshaped to ``shape`` (a LayerNormalization scale or bias)."""
+        have = self.g.shape(name)
+        if have == shape:
+            return name
+        if int(np.prod(have, dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+            raise BadInputError(
+                f"{self.g.where(node)}: {what} of shape {list(have)}: expected the normalised "
+                f"shape {list(shape)}"
+            )
+        if name in self.g.consts and not self._is_param(name):
+            return self.g.const(self.g.consts[name].reshape(shape), f"{name}_reshaped")
+        out = self.g.names.fresh(f"{name}_reshaped")
+        target = self.g.const(np.array(shape, np.int64), f"{out}_shape")
+        self._emit(helper.make_node("Reshape", [name, target], [out]))
+        return out
+
+    def _op_Gelu(self, node: onnx.NodeProto) -> None:
+        approximate = str(attributes(node).get("approximate", "none"))
+        x, y = node.input[0], node.output[0]
+        if approximate == "none":
+            self._emit(helper.make_node("Gelu", [x], [y], name=node.name, domain=MS))
+            return
+        if approximate != "tanh":
+            raise BadInputError(f"{self.g.where(node)}: approximate {approximate!r}")
+        self._lowered(lower.gelu_tanh(self.g, node))
+
+    def _lowered(self, nodes: list[onnx.NodeProto]) -> None:
+        for new in nodes:
+            self.visit(new)
+
+    def _op_Einsum(self, node: onnx.NodeProto) -> None:
+        self._lowered(lower.einsum(self.g, node))
+
+    def _op_GatherND(self, node: onnx.NodeProto) -> None:
+        self._lowered(lower.gather_nd(self.g, node))
+
+    def _op_ReduceL2(self, node: onnx.NodeProto) -> None:
+        rank = len(self.g.shape(node.input[0]))
+        if len(node.input) > 1 and node.input[1]:  # opset 18: axes as an input
+            axes = [int(a) for a in self._const(node.input[1], node, "axes").reshape(-1)]
+        else:
+            axes = [int(a) for a in attributes(node).get("axes", [])]
+        if not axes and attributes(node).get("noop_with_empty_axes", 0):
+            raise BadInputError(f"{self.g.where(node)}: expected axes (noop_with_empty_axes)")
+        axes = sorted(a % rank for a in axes) if axes else list(range(rank))
+        self._lowered(lower.reduce_l2(self.g, node, axes))
+
+    def _op_ReduceSum(self, node: onnx.NodeProto) -> None:
+        attrs = attributes(node)
+        rank = len(self.g.shape(node.input[0]))
+        axes: list[int] = []
+        if len(node.input) > 1 and node.input[1]:
+            axes = [int(a) for a in self._const(node.input[1], node, "axes").reshape(-1)]
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                self.alias[node.output[0]] = node.input[0]
+                return
+            axes = list(range(rank))
+        _drop_attribute(node, "noop_with_empty_axes")
+        del node.input[1:]
+        node.input.append(
+            self.g.const(
+                np.array(sorted(a % rank for a in axes), np.int64), f"{node.output[0]}_axes"
+            )
+        )
+        set_attribute(node, "keepdims", int(attrs.get("keepdims", 1)))
+        self._emit(node)
+
+    def _op_Pow(self, node: onnx.NodeProto) -> None:
+        """A constant exponent of another type than the base (an int 2) in the base's type."""
+        exponent = self.g.consts.get(node.input[1])
+        dtype = self.g.info[node.input[0]].dtype
+        if exponent is not None and exponent.dtype != dtype:
+            node.input[1] = self.g.const(exponent.astype(dtype), f"{node.output[0]}_exponent")
+        self._emit(node)
+
+    def _op_RandomUniformLike(self, node: onnx.NodeProto) -> None:
+        self._random(node)
+
+    def _op_Bernoulli(self, node: onnx.NodeProto) -> None:
+        self._random(node)
+
+    def _random(self, node: onnx.NodeProto) -> None:
+        """Random noise: explicit dtype (and high/low); a constant "like" input exported at
+        another batch (a static export's [N, 1, 1, 1] stochastic-depth noise) re-batched."""
+        name = node.input[0]
+        if name in self.g.consts and self._batch_changed():
+            value = self.g.consts[name]
+            if value.ndim and value.shape[0] == self.old_batch and (value == value[:1]).all():
+                node.input[0] = self.g.const(
+                    np.repeat(value[:1], self.batch, axis=0), f"{name}_rebatched"
+                )
+        attrs = attributes(node)
+        if "dtype" not in attrs:
+            dtype = self.g.info[node.input[0]].dtype
+            set_attribute(node, "dtype", helper.np_dtype_to_tensor_dtype(dtype))
+        if node.op_type == "RandomUniformLike":
+            set_attribute(node, "high", float(attrs.get("high", 1.0)))
+            set_attribute(node, "low", float(attrs.get("low", 0.0)))
         self._emit(node)
 
     def _op_Clip(self, node: onnx.NodeProto) -> None:
@@ -462,23 +761,55 @@ class _State:
                 self._const(node.input[i], node, what)
         self._emit(node)
 
+    def _batch_changed(self) -> bool:
+        return self.old_batch is not None and self.old_batch != self.batch
+
     def _rebatch_shape(self, node: onnx.NodeProto, index: int) -> None:
-        """A shape constant written at the export batch, re-written for the training batch."""
+        """A Reshape's shape constant written at the export batch, re-written for the training
+        batch. With the export's own shapes (value_info or shape inference of the source) the
+        reshape is split into groups of input and output axes with equal products, and a group
+        whose input changed size changes one output axis (see :func:`.rebatch.regroup`); without
+        them, a leading dim equal to the export batch becomes the training batch."""
         name = node.input[index]
         target = self._const(name, node, "shape").astype(np.int64).reshape(-1)
+        if name not in self.from_file or not self._batch_changed() or not target.size:
+            return
         data = self.g.shape(node.input[0])
-        if (
-            name in self.from_file
-            and self.old_batch is not None
-            and self.old_batch != self.batch
-            and target.size
-            and int(target[0]) == self.old_batch
-            and data
-            and data[0] == self.batch
-        ):
-            target = target.copy()
-            target[0] = self.batch
-            node.input[index] = self.g.const(target, f"{name}_rebatched")
+        before = self.export_shapes.get(node.input[0])
+        rebatched: list[int] | None = None
+        if before is not None and len(before) == len(data):
+            old_target = rebatch.resolve_reshape(
+                before, target, attributes(node).get("allowzero", 0)
+            )
+            if old_target is not None:
+                rebatched = rebatch.regroup(before, old_target, data, self.old_batch)
+        elif int(target[0]) == self.old_batch and data and data[0] == self.batch:
+            rebatched = [self.batch, *(int(t) for t in target[1:])]
+        if rebatched is not None and rebatched != [int(t) for t in target]:
+            node.input[index] = self.g.const(np.array(rebatched, np.int64), f"{name}_rebatched")
+
+    def _rebatch_expand(self, node: onnx.NodeProto) -> None:
+        """An Expand's target shape from the file, exported at another batch: a dim the input
+        has (not 1) follows the input (it was the input's own size: [N*windows, ...]); a
+        leading target dim over an input dim of 1 that is a multiple of the export batch is
+        scaled to the training batch (a class token expanded over the batch; the leading
+        axis of a static export's activations is the batch, or the batch times heads or
+        windows)."""
+        name = node.input[1]
+        target = self._const(name, node, "shape").astype(np.int64).reshape(-1)
+        if name not in self.from_file or not self._batch_changed() or not target.size:
+            return
+        data = self.g.shape(node.input[0])
+        new = target.copy()
+        lead = len(target) - len(data)
+        for k, d in enumerate(data):
+            if d != 1 and lead + k >= 0 and new[lead + k] not in (1, d):
+                new[lead + k] = d
+        old = self.old_batch or 1
+        if new[0] % old == 0 and (lead > 0 or (lead == 0 and data[0] == 1)):
+            new[0] = new[0] // old * self.batch  # the batch, or N*heads, N*windows
+        if not np.array_equal(new, target):
+            node.input[1] = self.g.const(new, f"{name}_rebatched")
 
 
 def _info(value: np.ndarray) -> TensorInfo:
