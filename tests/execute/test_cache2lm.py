@@ -8,6 +8,7 @@ from autotm_execute.cache2lm import (
     LINE_BYTES,
     CacheState,
     Trace,
+    block_lines,
     build_trace,
     ranges,
     simulate,
@@ -128,3 +129,42 @@ def test_agrees_with_the_reference_cold_and_warm(
     assert (warm.hits.tolist(), warm.misses.tolist(), warm.writebacks.tolist()) == reference(
         t, n_sets, state
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(1, 12), st.booleans()),
+        min_size=1,
+        max_size=25,
+    ),
+    st.sampled_from([2, 4, 8]),
+    st.integers(1, 6),
+)
+def test_blocked_trace_is_exact_for_tensors_of_whole_blocks(
+    raw: list[tuple[int, int, int, bool]], block: int, cache_blocks: int
+) -> None:
+    """Tensors covering whole blocks of lines: a trace in blocks counts what the per-line
+    one does (in 4 KiB lines), for a cache of whole blocks."""
+    unit = block * LINE_BYTES
+    accesses = sorted(((k, off * unit, n * unit, w) for k, off, n, w in raw), key=lambda a: a[0])
+    cache = cache_blocks * unit
+    exact = simulate_iterations(build_trace(accesses, 4), cache)
+    blocked = simulate_iterations(build_trace(accesses, 4, block), cache)
+    assert blocked.n_sets == exact.n_sets
+    for mine, reference in ((blocked.cold, exact.cold), (blocked.steady, exact.steady)):
+        np.testing.assert_array_equal(mine.hits, reference.hits)
+        np.testing.assert_array_equal(mine.misses, reference.misses)
+        np.testing.assert_array_equal(mine.writebacks, reference.writebacks)
+        np.testing.assert_array_equal(mine.miss_streams, reference.miss_streams)
+    assert blocked.describe()["simulated_in_blocks_of_lines"] == block
+
+
+def test_block_lines_keeps_the_trace_within_its_limit() -> None:
+    small = [(0, 0, 10 * LINE_BYTES, False)]
+    assert block_lines(small) == 1
+    huge = [(k, k * (1 << 40), 1 << 40, bool(k % 2)) for k in range(600)]  # 600 TiB of accesses
+    block = block_lines(huge, limit=1 << 24)
+    lines = sum(size // LINE_BYTES + 2 for _, _, size, _ in huge)
+    assert block & (block - 1) == 0  # a power of two
+    assert lines <= (1 << 24) * block < 2 * lines

@@ -17,6 +17,15 @@ The trace of one training iteration: for every kernel, in execution order, a rea
 distinct input tensor's lines, then a write of each output tensor's lines. Real kernels
 interleave their reads and writes and touch some lines more than once (blocked GEMM); that
 detail is below the resolution of a direct-mapped 4 KiB-line model and is left out.
+
+Networks of hundreds of GB (the paper's large suite) touch some 10^9 lines an iteration, more
+than the arrays of a per-line simulation fit in memory. Their trace is then taken in *blocks*
+of 2^j lines (:func:`block_lines`), with the cache's sets grouped the same way. Where a tensor
+covers whole blocks this is exact: line ``L`` maps to set ``L % sets``, so with ``sets`` a
+multiple of the block, the lines of one block fall in the same positions of one block of sets
+and all hit or miss together. Only the partial blocks at a tensor's two ends are approximated
+(counted as whole), an error of at most two blocks per tensor access against tensors of GB.
+The counts are always given in 4 KiB lines.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 LINE_BYTES = 4096
+#: Most line accesses simulated per iteration (about 2 GB of working arrays); a longer trace
+#: is taken in blocks of lines.
+MAX_TRACE_LINES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class Trace:
     kernels: np.ndarray
     streams: np.ndarray
     n_kernels: int
+    block: int = 1  # 4 KiB lines per traced line (see the module docstring)
 
 
 def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -83,13 +96,27 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     )
 
 
+def block_lines(
+    accesses: Sequence[tuple[int, int, int, bool]], limit: int = MAX_TRACE_LINES
+) -> int:
+    """The 4 KiB lines per traced line that keep the trace within ``limit`` accesses: 1, or
+    the smallest power of two that does."""
+    lines = sum(size // LINE_BYTES + 2 for _, _, size, _ in accesses if size > 0)
+    block = 1
+    while lines > limit * block:
+        block *= 2
+    return block
+
+
 def build_trace(
-    accesses: Sequence[tuple[int, int, int, bool]], n_kernels: int, line_bytes: int = LINE_BYTES
+    accesses: Sequence[tuple[int, int, int, bool]], n_kernels: int, block: int = 1
 ) -> Trace:
-    """A trace from ``(kernel, offset, nbytes, is_write)`` tensor accesses, in order."""
+    """A trace from ``(kernel, offset, nbytes, is_write)`` tensor accesses, in order, in
+    traced lines of ``block`` 4 KiB lines."""
+    line_bytes = LINE_BYTES * block
     if not accesses:
         empty = np.empty(0, np.int64)
-        return Trace(empty, np.empty(0, bool), empty.copy(), empty.copy(), n_kernels)
+        return Trace(empty, np.empty(0, bool), empty.copy(), empty.copy(), n_kernels, block)
     table = np.array(
         [(k, off, size, int(w)) for k, off, size, w in accesses if size > 0], np.int64
     ).reshape(-1, 4)
@@ -103,6 +130,7 @@ def build_trace(
         kernels=np.repeat(table[:, 0], lengths),
         streams=np.repeat(stream_ids, lengths),
         n_kernels=n_kernels,
+        block=block,
     )
 
 
@@ -167,12 +195,13 @@ def simulate(trace: Trace, n_sets: int, state: CacheState) -> tuple[CacheCounts,
 class TwoLevelResult:
     """Counts of the first (cold) iteration and of every later (steady) one."""
 
-    n_sets: int
+    n_sets: int  # in 4 KiB lines
     cold: CacheCounts
     steady: CacheCounts
+    block: int = 1  # 4 KiB lines per simulated line
 
     def describe(self) -> dict[str, object]:
-        return {
+        described: dict[str, object] = {
             "policy": "direct-mapped, write-back, write-allocate (emulated Intel Memory Mode)",
             "line_bytes": LINE_BYTES,
             "lines": self.n_sets,
@@ -180,6 +209,9 @@ class TwoLevelResult:
             "cold_iteration": self.cold.totals(),
             "steady_iteration": self.steady.totals(),
         }
+        if self.block > 1:
+            described["simulated_in_blocks_of_lines"] = self.block
+        return described
 
 
 def simulate_iterations(trace: Trace, cache_bytes: int) -> TwoLevelResult:
@@ -188,7 +220,17 @@ def simulate_iterations(trace: Trace, cache_bytes: int) -> TwoLevelResult:
     The state after any full iteration holds the iteration's last line of every set it
     touches, so the second iteration's counts repeat for every later one.
     """
-    n_sets = max(1, int(cache_bytes) // LINE_BYTES)
+    block = trace.block
+    n_sets = max(1, int(cache_bytes) // (LINE_BYTES * block))
     cold, state = simulate(trace, n_sets, CacheState.cold())
     steady, _ = simulate(trace, n_sets, state)
-    return TwoLevelResult(n_sets, cold, steady)
+    return TwoLevelResult(n_sets * block, in_lines(cold, block), in_lines(steady, block), block)
+
+
+def in_lines(counts: CacheCounts, block: int) -> CacheCounts:
+    """Counts of a blocked trace in 4 KiB lines (tensor counts are not scaled)."""
+    if block == 1:
+        return counts
+    return CacheCounts(
+        counts.hits * block, counts.misses * block, counts.writebacks * block, counts.miss_streams
+    )

@@ -21,6 +21,7 @@ from .cache2lm import (
     CacheCounts,
     Trace,
     TwoLevelResult,
+    block_lines,
     build_trace,
     simulate_iterations,
 )
@@ -69,7 +70,7 @@ def cache_trace(schedule: Schedule) -> Trace:
         for r in placement.outputs:
             if r is not None:
                 accesses.append((placement.node, r.offset, r.nbytes, True))
-    return build_trace(accesses, schedule.n_nodes)
+    return build_trace(accesses, schedule.n_nodes, block_lines(accesses))
 
 
 @dataclass(frozen=True)
