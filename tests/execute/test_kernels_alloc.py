@@ -22,6 +22,7 @@ from tests.execute.kernel_refs import MS, spec_of
 
 R = np.random.default_rng(0)
 F = np.float32
+D = np.float64
 
 
 def f(*shape: int) -> np.ndarray:
@@ -175,6 +176,61 @@ CASES: list[tuple[str, str, dict[str, Any], list[Any], list[Any], tuple[int, ...
     ("", "Pad", {"mode": "reflect"}, [X, i(0, 0, 1, 2, 0, 0, 3, 0)], [((8, 16, 44, 42), F)], (1,)),
     ("", "Bernoulli", {}, [np.full(XS, 0.5, F)], [(XS, F)], ()),
     ("", "RandomUniformLike", {}, [X], [(XS, F)], ()),
+    # the transformer kernels' other paths: dtypes, constant and run-time operands, modes
+    ("", "Sqrt", {}, [np.abs(X)], [(XS, F)], ()),
+    ("", "Reciprocal", {}, [X], [(XS, F)], ()),
+    ("", "Pow", {}, [X, np.array(2, np.int64)], [(XS, F)], (1,)),
+    ("", "Pow", {}, [np.abs(X), np.array(-1.7)], [(XS, F)], (1,)),
+    ("", "Pow", {}, [np.abs(X), R.integers(-2, 3, 40)], [(XS, F)], ()),
+    ("", "Erf", {}, [X[:4].astype(D)], [((4, 16, 40, 40), D)], ()),
+    (MS, "GeluGrad", {}, [X[:4].astype(D), X[:4].astype(D)], [((4, 16, 40, 40), D)], ()),
+    (
+        "",
+        "LayerNormalization",
+        {},
+        [ROWS.astype(D), f(600).astype(D)],
+        [(ROWS.shape, D), ((512, 1), F), ((512, 1), F)],
+        (),
+    ),
+    (
+        MS,
+        "LayerNormalizationGrad",
+        {},
+        [ROWS.astype(D), ROWS.astype(D), f(600).astype(D), f(512, 1), np.ones((512, 1), F)],
+        [(ROWS.shape, D), ((600,), D), None],
+        (),
+    ),
+    ("", "MatMul", {}, [f(600), f(4, 600, 128)], [((4, 128), F)], ()),
+    ("", "MatMul", {}, [f(4, 128, 600), f(600)], [((4, 128), F)], ()),
+    ("", "MatMul", {}, [f(128, 600), f(4, 600, 128)], [((4, 128, 128), F)], ()),
+    (
+        MS,
+        "GatherGrad",
+        {"axis": 1},
+        [i(8, 50, 600), R.permutation(50)[:40], f(8, 40, 600)],
+        [((8, 50, 600), F)],
+        (0, 1),
+    ),
+    (
+        MS,
+        "GatherGrad",
+        {"axis": 1},
+        [i(8, 50, 600), R.integers(0, 50, 40), f(8, 40, 600)],
+        [((8, 50, 600), F)],
+        (0,),
+    ),
+    (
+        "",
+        "Pad",
+        {},
+        [X, i(0, -1, 1, 2, 0, 1, -3, 0), np.array(0.5, F)],
+        [((8, 16, 38, 42), F)],
+        (1,),
+    ),
+    ("", "Pad", {"mode": "edge"}, [X, i(0, 0, 1, 2, 0, 0, 3, 0)], [((8, 16, 44, 42), F)], (1,)),
+    ("", "Pad", {"mode": "wrap"}, [X, i(0, 0, 1, 2, 0, 0, 3, 0)], [((8, 16, 44, 42), F)], (1,)),
+    ("", "RandomUniformLike", {"dtype": 11}, [X], [(XS, D)], ()),
+    ("", "Bernoulli", {"dtype": 9}, [np.full(XS, 0.5, D)], [(XS, np.bool_)], ()),
     (
         "",
         "ConstantOfShape",

@@ -67,6 +67,41 @@ def test_uniform_draws_are_the_documented_hash_across_chunks() -> None:
         assert u64[index] == h * 2.0**-32
 
 
+def reference_hashes(size: int, key: int) -> np.ndarray:
+    """:func:`reference_hash` of every index below ``size``, vectorized (uint64 arithmetic)."""
+
+    def mix(h: np.ndarray) -> np.ndarray:
+        h = h ^ (h >> np.uint64(16))
+        h = (h * np.uint64(0x7FEB352D)) & np.uint64(MASK)
+        h = h ^ (h >> np.uint64(15))
+        h = (h * np.uint64(0x846CA68B)) & np.uint64(MASK)
+        return h ^ (h >> np.uint64(16))
+
+    index = np.arange(size, dtype=np.uint64)
+    return mix(mix(index ^ np.uint64(key & MASK)) ^ np.uint64(key >> 32))
+
+
+SIZES = [1, 2, ROW - 1, ROW, ROW + 1, CHUNK_ROWS * ROW - 1, CHUNK_ROWS * ROW + 1]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.sampled_from(SIZES) | st.integers(1, CHUNK_ROWS * ROW + 5),
+    st.integers(0, 2**64 - 1),
+    st.sampled_from([(), (1,), (1, 3)]),
+)
+def test_every_element_is_its_documented_draw(size: int, key: int, tail: tuple[int, ...]) -> None:
+    """Whatever the size (one element, not a multiple of the hash row, partial chunks) and
+    shape, element i of the flat output is the draw of index i: no index skipped or repeated
+    at row and chunk boundaries."""
+    shape = () if size == 1 and not tail else (size, *tail)
+    h = reference_hashes(int(np.prod(shape, dtype=np.int64)), key)
+    np.testing.assert_array_equal(uniform(shape, key).reshape(-1), (h >> 8) * 2.0**-24)
+    np.testing.assert_array_equal(uniform(shape, key, np.float64).reshape(-1), h * 2.0**-32)
+    p = np.full(shape, 0.5, F32)
+    np.testing.assert_array_equal(bernoulli(p, key, np.bool_).reshape(-1), (h >> 8) < 1 << 23)
+
+
 def test_same_stream_same_draws_other_stream_other_draws() -> None:
     a, b = uniform((300, 7), 11), uniform((300, 7), 11)
     np.testing.assert_array_equal(a, b)

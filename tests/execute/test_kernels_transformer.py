@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from autotm_execute.kernels import BindError, TensorSpec, lookup
 from autotm_execute.kernels import layernorm as layernorm_module
-from autotm_execute.kernels.erf import CHUNK, erf_f64
+from autotm_execute.kernels.erf import CHUNK, RSQRT_2, erf_f64
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -90,6 +90,47 @@ def test_gelu_and_its_gradient_match_onnxruntime(shape: tuple[int, ...], seed: i
     assert_close(dx, expected, 1e-5, 1e-6)
 
 
+def _exact_gelu(v: float) -> float:
+    return 0.5 * v * math.erfc(-v * RSQRT_2)
+
+
+def _exact_gelu_grad(v: float) -> float:
+    return 0.5 * math.erfc(-v * RSQRT_2) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+
+
+def test_gelu_and_its_gradient_are_correctly_rounded_in_float32() -> None:
+    """Down the negative tail (where ``1 + erf`` cancels and a float32-rounded argument is
+    amplified by erfc), with a NaN in the first chunk (which must not disturb its
+    neighbours' |x| > 4 branch) and beyond CHUNK."""
+    rng = np.random.default_rng(6)
+    x = np.concatenate([[np.nan], rng.standard_normal(CHUNK) * 4, np.linspace(-13, 13, 1001)])
+    x = x.astype(F32)
+    finite = ~np.isnan(x)
+    for op, exact, inputs in (
+        ("Gelu", _exact_gelu, [x]),
+        ("GeluGrad", _exact_gelu_grad, [np.ones_like(x), x]),
+    ):
+        ours = only(run_kernel(op, inputs, [(x.shape, F32)], domain=MS))
+        assert np.isnan(ours[0])
+        want = np.array([exact(float(v)) for v in x[finite]]).astype(F32)
+        np.testing.assert_array_equal(ours[finite], want, err_msg=op)
+
+
+def test_erf_in_float64_ignores_a_nan_in_its_chunk() -> None:
+    x = np.array([np.nan, 4.5, -6.0, 5.5, 27.0, -0.3, 1e-310, np.inf], F64)
+    ours = only(run_kernel("Erf", [x], [(x.shape, F64)]))
+    assert np.isnan(ours[0])
+    np.testing.assert_array_max_ulp(ours[1:], np.array([math.erf(v) for v in x[1:]]), 4)
+
+
+@pytest.mark.parametrize("op", ["Erf", "Gelu", "GeluGrad", "Exp", "Tanh", "Sqrt", "Reciprocal"])
+def test_unary_kernels_take_empty_tensors(op: str) -> None:
+    x = np.zeros((3, 0, 2), F32)
+    inputs = [x, x] if op == "GeluGrad" else [x]
+    domain = MS if op.startswith("Gelu") else ""
+    assert only(run_kernel(op, inputs, [(x.shape, F32)], domain=domain)).shape == x.shape
+
+
 def _forward(op: str, domain: str = "") -> Any:
     def f(v: np.ndarray) -> np.ndarray:
         return only(run_kernel(op, [v], [(v.shape, F64)], domain=domain, repeat=1))
@@ -145,6 +186,35 @@ def test_pow_of_two_is_the_exact_square() -> None:
     x = normal(np.random.default_rng(5), (50,))
     ours = only(run_kernel("Pow", [x, np.array(2, np.int64)], [(x.shape, F32)], consts=(1,)))
     np.testing.assert_array_equal(ours, x * x)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=5, max_side=3),
+    st.integers(0, 99),
+)
+def test_pow_broadcasts_up_to_rank_five(shapes_: Any, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.abs(normal(rng, shapes_.input_shapes[0], F64)) + 0.1
+    y = normal(rng, shapes_.input_shapes[1], F64)
+    ours = only(run_kernel("Pow", [x, y], [(shapes_.result_shape, F64)]))
+    np.testing.assert_array_equal(ours, np.power(x, y))
+
+
+@pytest.mark.parametrize(
+    "exponent",
+    [np.array(-1.7), np.array(1 / 3), np.array(3, np.int64), np.array([0.5], F32), np.array(1.5)],
+    ids=["-1.7", "1/3", "int 3", "float32 0.5", "1.5"],
+)
+def test_pow_with_a_constant_exponent_is_the_variable_result(exponent: np.ndarray) -> None:
+    """Bit for bit as with the exponent read at run time and as onnx.reference: the exponent
+    is not rounded to X's type (x ** -1.7 was 4 ulps off) and the power is computed in the
+    type numpy promotes X and Y to."""
+    x = np.abs(normal(np.random.default_rng(7), (300,))) * 30 + np.float32(0.01)
+    expected = onnx_reference("Pow", [x, exponent], [(x.shape, F32)])[0]
+    for consts in [(), (1,)]:
+        ours = only(run_kernel("Pow", [x, exponent], [(x.shape, F32)], consts=consts))
+        np.testing.assert_array_equal(ours, expected)
 
 
 # ---- LayerNormalization and its gradient ----------------------------------------------------
@@ -244,6 +314,73 @@ def test_layer_norm_grad_matches_finite_differences() -> None:
         assert_close(got, numeric_gradient(f, wrt, dy), 1e-6, 1e-7)
 
 
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [((3, 4, 5), 0), ((4, 3, 1), -1), ((4, 3, 1), 2), ((5, 1), 1), ((1,), 0), ((6,), 0)],
+)
+def test_layer_norm_edges_match_onnx_reference_and_finite_differences(
+    shape: tuple[int, ...], axis: int
+) -> None:
+    """axis 0 (one row), a normalized size of 1 (Y = B, dX = 0) and 1-D inputs."""
+    rng = np.random.default_rng(9)
+    ax = axis % len(shape)
+    norm, stat = shape[ax:], (*shape[:ax], *[1] * (len(shape) - ax))
+    x, dy = normal(rng, shape, F64), normal(rng, shape, F64)
+    scale, bias = normal(rng, norm, F64), normal(rng, norm, F64)
+    x32, scale32, bias32 = x.astype(F32), scale.astype(F32), bias.astype(F32)
+    outs = [(shape, F32), (stat, F32), (stat, F32)]
+    expected = onnx_reference("LayerNormalization", [x32, scale32, bias32], outs, {"axis": axis})
+    ours = run_kernel("LayerNormalization", [x32, scale32, bias32], outs, {"axis": axis})
+    for got, want in zip(ours, expected, strict=True):
+        assert_close(got, want, 1e-5, 1e-5)
+    _, mean, inv_std = _layer_norm(x, scale, bias, axis, F64)
+    grads = run_kernel(
+        "LayerNormalizationGrad",
+        [dy, x, scale, mean, inv_std],
+        [(shape, F64), (norm, F64), (norm, F64)],
+        {"axis": axis},
+        MS,
+    )
+    for got, wrt in zip(grads, (x, scale, bias), strict=True):
+
+        def f(v: np.ndarray, wrt: np.ndarray = wrt) -> np.ndarray:
+            args = [v if w is wrt else w for w in (x, scale, bias)]
+            return _layer_norm(args[0], args[1], args[2], axis, F64)[0]
+
+        assert_close(got, numeric_gradient(f, wrt, dy), 1e-6, 1e-7)
+
+
+def test_layer_norm_of_float64_with_float32_statistics() -> None:
+    """stash_type 1 on a float64 X: statistics computed in float64, written as float32."""
+    rng = np.random.default_rng(10)
+    x, scale, bias = normal(rng, (4, 6), F64), normal(rng, (6,), F64), normal(rng, (6,), F64)
+    outs = [((4, 6), F64), ((4, 1), F32), ((4, 1), F32)]
+    y, mean, inv_std = run_kernel("LayerNormalization", [x, scale, bias], outs)
+    expected = onnx_reference("LayerNormalization", [x, scale, bias], outs)  # all float64
+    assert_close(y, expected[0], 1e-12, 1e-12)
+    assert mean is not None and inv_std is not None and mean.dtype == inv_std.dtype == F32
+    np.testing.assert_array_equal(mean, expected[1].astype(F32))
+    np.testing.assert_array_max_ulp(inv_std, expected[2].astype(F32), 1)
+
+
+def test_layer_norm_and_its_gradient_take_zero_rows() -> None:
+    """A batch of none: every output written (dScale and dBias are sums over no rows: 0)."""
+    x, vector, stats = np.zeros((0, 3, 5), F32), np.ones(5, F32), np.zeros((0, 3, 1), F32)
+    y = run_kernel(
+        "LayerNormalization", [x, vector, vector], [(x.shape, F32)] + [(stats.shape, F32)] * 2
+    )
+    assert [v.shape for v in y if v is not None] == [x.shape, stats.shape, stats.shape]
+    dx, dscale, dbias = run_kernel(
+        "LayerNormalizationGrad",
+        [x, x, vector, stats, stats],
+        [(x.shape, F32), ((5,), F32), ((5,), F32)],
+        domain=MS,
+    )
+    assert dx is not None and dx.shape == x.shape
+    np.testing.assert_array_equal(dscale, np.zeros(5, F32))
+    np.testing.assert_array_equal(dbias, np.zeros(5, F32))
+
+
 def test_layer_norm_grad_scratch_is_one_chunk_of_rows() -> None:
     f32 = np.dtype(F32)
     x = TensorSpec((4096, 768), f32)  # 12 MiB: 341 rows of 3 KiB fit the 1 MiB cap
@@ -288,6 +425,43 @@ def test_attention_matmul_is_exact_against_numpy() -> None:
     rng = np.random.default_rng(1)
     q, k = normal(rng, (2, 3, 5, 4)), normal(rng, (2, 3, 4, 5))
     np.testing.assert_array_equal(only(run_kernel("MatMul", [q, k], [((2, 3, 5, 5), F32)])), q @ k)
+
+
+@st.composite
+def matmul_any_shapes(draw: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Ranks 1 to 5 on either side, batch axes of size 1 broadcasting from either side."""
+    batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3))
+    m, k, n = (draw(st.integers(1, 4)) for _ in range(3))
+    a: tuple[int, ...] = (*batch.input_shapes[0], m, k)
+    b: tuple[int, ...] = (*batch.input_shapes[1], k, n)
+    if draw(st.booleans()):
+        a = (k,)
+    elif draw(st.booleans()):
+        b = (k,)
+    return a, b
+
+
+@settings(max_examples=30, deadline=None)
+@given(matmul_any_shapes(), st.integers(0, 99))
+def test_matmul_of_any_ranks_matches_numpy_in_float64(
+    case: tuple[tuple[int, ...], tuple[int, ...]], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = normal(rng, case[0], F64), normal(rng, case[1], F64)
+    expected = np.matmul(a, b)
+    assert_close(only(run_kernel("MatMul", [a, b], [(expected.shape, F64)])), expected, 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [((2, 3, 0), (0, 4)), ((2, 3, 0), (2, 0, 4)), ((0, 3, 2), (2, 4)), ((3, 0), (0,))]
+)
+def test_matmul_with_an_empty_axis(a: tuple[int, ...], b: tuple[int, ...]) -> None:
+    """An empty inner axis gives zeros (the sum of nothing), an empty outer one nothing."""
+    x, y = np.ones(a, F32), np.ones(b, F32)
+    expected = np.matmul(x, y)
+    np.testing.assert_array_equal(
+        only(run_kernel("MatMul", [x, y], [(expected.shape, F32)])), expected
+    )
 
 
 @st.composite
@@ -347,6 +521,26 @@ def test_gather_grad_matches_onnxruntime_and_is_gathers_adjoint(case: Any, seed:
     )
 
 
+@pytest.mark.parametrize("consts", [(0, 1), (0,)], ids=["layers", "run-time indices"])
+def test_gather_grad_sums_repeats_in_index_order(consts: tuple[int, ...]) -> None:
+    """Bit for bit the float32 sum taken position by position, as onnxruntime does: values
+    of very different magnitudes make any other order visible. Also with 0-d indices."""
+    rng = np.random.default_rng(11)
+    indices = np.array([3, 1, 3, 3, 0, -3, 3, 1, 3, 3, 3], np.int64)
+    dy = normal(rng, (2, indices.size, 3)) * np.float32(10.0) ** rng.integers(-6, 7, (1, 11, 1))
+    dy = dy.astype(F32)
+    expected = np.zeros((2, 4, 3), F32)
+    for position, index in enumerate(indices):
+        expected[:, index % 4] += dy[:, position]
+    np.testing.assert_array_equal(_gather_grad(dy, (2, 4, 3), indices, 1, consts), expected)
+    scalar = np.array(-1, np.int64)
+    expected0 = np.zeros((2, 4, 3), F32)
+    expected0[:, 3] = dy[:, 0]
+    np.testing.assert_array_equal(_gather_grad(dy[:, 0], (2, 4, 3), scalar, 1, consts), expected0)
+    empty = _gather_grad(np.zeros((2, 0, 3), F32), (2, 4, 3), np.zeros(0, np.int64), 1, consts)
+    np.testing.assert_array_equal(empty, np.zeros((2, 4, 3), F32))
+
+
 def test_gather_grad_scratch_holds_the_largest_layer() -> None:
     f32, i64 = np.dtype(F32), np.dtype(np.int64)
     shape = TensorSpec((3,), i64, np.array([2, 5, 4], np.int64))
@@ -393,6 +587,44 @@ def test_pad_matches_onnx_reference(case: Any, seed: int) -> None:
     expected = onnx_reference("Pad", inputs, [((), F32)], {"mode": mode}, opset=19)[0]
     for consts in [(1, 2, 3), (1, 3)]:  # constant_value known at bind time, or read at run time
         ours = run_kernel("Pad", inputs, [(expected.shape, F32)], {"mode": mode}, consts=consts)
+        np.testing.assert_array_equal(only(ours), expected)
+
+
+def _crop_pad(x: np.ndarray, begin: list[int], end: list[int], value: float) -> np.ndarray:
+    """ONNX constant Pad with negative pads: pad the positive ones, then crop the others."""
+    big = np.pad(
+        x, [(max(0, b), max(0, e)) for b, e in zip(begin, end, strict=True)], constant_values=value
+    )
+    crop = [
+        slice(max(0, -b), n - max(0, -e)) for n, b, e in zip(big.shape, begin, end, strict=True)
+    ]
+    return big[tuple(crop)]
+
+
+@st.composite
+def crop_pad_cases(draw: Any) -> tuple[tuple[int, ...], list[int], list[int]]:
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=4))
+    begin = [draw(st.integers(-n, 3)) for n in shape]
+    end = [
+        draw(st.integers(-(n + b) if n + b > 0 else 0, 3))
+        for n, b in zip(shape, begin, strict=True)
+    ]
+    return shape, begin, end
+
+
+@settings(max_examples=40, deadline=None)
+@given(crop_pad_cases(), st.integers(0, 99))
+def test_pad_crops_and_pads_on_the_same_axes(case: Any, seed: int) -> None:
+    """Negative and positive pads mixed, on one axis or several, crops past the data (a pad
+    then a larger crop), empty inputs and outputs; the value constant or read at run time."""
+    shape, begin, end = case
+    x = normal(np.random.default_rng(seed), shape, F64)
+    expected = _crop_pad(x, begin, end, -1.5)
+    inputs = [x, np.array(begin + end, np.int64), np.array(-1.5, F64)]
+    for consts in [(1, 2), (1,)]:
+        ours = run_kernel(
+            "Pad", inputs, [(expected.shape, F64)], {"mode": "constant"}, consts=consts
+        )
         np.testing.assert_array_equal(only(ours), expected)
 
 

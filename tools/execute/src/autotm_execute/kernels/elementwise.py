@@ -374,8 +374,9 @@ class Pow(Kernel):
     A constant one-element Y (the usual case: ``x ** 2`` in a layer-norm decomposition, where
     the gradient path needs it constant) is read at bind time: 1 copies, 2 multiplies X by
     itself (exactly the rounded square, as ``pow`` gives), anything else is one ``power``
-    with a scalar of X's type. A variable Y of another type is converted inside the ufunc
-    (numpy's buffered casting; no temporary of tensor size).
+    with a scalar of the type numpy computes ``X ** Y`` in, so that the result is the one a
+    variable Y gives. A Y of another type is converted inside the ufunc (numpy's buffered
+    casting; no temporary of tensor size).
     """
 
     inputs = "X Y"
@@ -391,7 +392,11 @@ class Pow(Kernel):
             raise BindError(f"inputs do not broadcast: {spec_text(x)} and {spec_text(y)}") from None
         self.exponent: Any = None
         if y.value is not None and y.value.size == 1:
-            self.exponent = x.dtype.type(np.asarray(y.value).reshape(-1)[0])
+            # In the type numpy computes X ** Y in (float64 for a float32 X and an int64 or
+            # float64 Y), as the variable path and ONNX do: rounding the exponent to X's type
+            # and computing in float32 is up to 4 ulps off (x ** -1.7).
+            compute = np.result_type(x.dtype, y.dtype)
+            self.exponent = compute.type(np.asarray(y.value).reshape(-1)[0])
         return [TensorSpec(shape, x.dtype)]
 
     def run(

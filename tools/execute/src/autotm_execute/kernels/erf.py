@@ -14,10 +14,14 @@ in float64 (the maximum error measured against ``math.erf`` is a few float64 ulp
 extra care for ``exp(-x^2)`` at large ``|x|`` is left out, which costs nothing visible at
 these magnitudes), then rounded once to the tensor's type: float32 results are the correctly
 rounded ones but for rare ties. The third interval runs only for chunks that reach it.
+GELU needs ``1 + erf(x / sqrt(2))``, taken from erfc itself (``erf_f64(plus_one=True)``) so
+that the negative tail keeps its relative accuracy: Gelu and GeluGrad in float32 are also the
+correctly rounded values (checked down to x = -13).
 
 The evaluation goes in chunks of :data:`CHUNK` elements through float64 work arrays in the
 kernel's scratch (a few hundred KiB at most, cache-resident). On cupy the kernels run as one
-fused elementwise CUDA kernel each, with CUDA's own ``erf``, and leave the scratch unused.
+fused elementwise CUDA kernel each, with CUDA's own ``erf``/``erfc`` in the tensor's type,
+and leave the scratch unused.
 """
 
 from __future__ import annotations
@@ -87,17 +91,24 @@ RSQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 WORK_ARRAYS = 2 + 5
 
 
-def erf_f64(t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray) -> None:
-    """``out = erf(t)`` for float64 1-D arrays of one length n (numpy only).
+def erf_f64(
+    t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray, plus_one: bool = False
+) -> None:
+    """``out = erf(t)`` (``plus_one``: ``1 + erf(t)``) for float64 1-D arrays of one length n
+    (numpy only).
 
-    ``work`` is a float64 ``[5, n]`` array and ``masks`` a bool ``[2, n]`` array, both
-    scratch. ``out`` may not alias ``t``.
+    ``plus_one`` is what GELU needs: ``1 + erf(t) = erfc(-t)`` is formed from erfc itself, so
+    it keeps its relative accuracy for very negative t, where ``1 + erf(t)`` would cancel
+    (GELU(-8) was 2 % off, GELU(-12) 0). ``work`` is a float64 ``[5, n]`` array and
+    ``masks`` a bool ``[2, n]`` array, both scratch. ``out`` may not alias ``t``.
     """
     with np.errstate(invalid="ignore", over="ignore"):  # inf/inf where |x| is huge or inf:
-        _erf_f64(t, out, work, masks)  # that branch's result is replaced
+        _erf_f64(t, out, work, masks, plus_one)  # that branch's result is replaced
 
 
-def _erf_f64(t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray) -> None:
+def _erf_f64(
+    t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray, plus_one: bool
+) -> None:
     y, z, num, den, extra = work
     big, far = masks
     np.absolute(t, out=y)
@@ -114,6 +125,8 @@ def _erf_f64(t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray
     np.add(den, _B3, out=den)
     np.divide(num, den, out=out)
     np.multiply(out, t, out=out)
+    if plus_one:  # no cancellation here: |erf(t)| <= 0.5
+        np.add(out, 1.0, out=out)
     np.greater(y, SMALL, out=big)
     if not big.any():
         return
@@ -129,16 +142,23 @@ def _erf_f64(t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray
     np.add(num, _C7, out=num)
     np.add(den, _D7, out=den)
     np.divide(num, den, out=num)
-    if float(y.max()) > LARGE:
-        np.greater(y, LARGE, out=far)
+    # The mask, not y.max(): a NaN anywhere in the chunk would make the maximum NaN and skip
+    # the asymptotic branch for every |x| > 4 of the chunk (erfc off by up to 100 %).
+    np.greater(y, LARGE, out=far)
+    if far.any():
         _erfcx_large(y, far, num, z, den, extra)
     # erfc(|x|) = exp(-x^2) * num, then erf = sign(x) * (1 - erfc) where |x| > 0.46875.
     np.multiply(y, y, out=z)
     np.negative(z, out=z)
     np.exp(z, out=z)
     np.multiply(z, num, out=z)
-    np.subtract(1.0, z, out=z)
-    np.copysign(z, t, out=z)
+    if plus_one:  # 1 + erf(x) = erfc(|x|) for x < 0, 2 - erfc(|x|) for x > 0 (NaN stays)
+        np.subtract(2.0, z, out=num)
+        np.greater(t, 0.0, out=far)
+        np.copyto(z, num, where=far)
+    else:
+        np.subtract(1.0, z, out=z)
+        np.copysign(z, t, out=z)
     np.copyto(out, z, where=big)
 
 
@@ -223,13 +243,16 @@ class _ErfKernel(Kernel):
 
 
 #: The fused CUDA bodies (cupy.ElementwiseKernel), one per op; T is the tensor's float type.
+#: GELU uses ``1 + erf(t) = erfc(-t)`` (CUDA's erfc/erfcf, both overloads exist), which keeps
+#: its relative accuracy for very negative x where ``1 + erf`` cancels. Unlike numpy's float64
+#: evaluation, the argument is rounded to T, which erfc's tail amplifies: for x < -5 float32
+#: results may differ from numpy's by tens of ulps (190 at x = -13; all below 1e-6).
 _CUDA_BODIES = {
     "Erf": ("T x", "y = erf(x)"),
-    "Gelu": ("T x", "y = (T)0.5 * x * ((T)1 + erf(x * (T)RSQRT_2))"),
+    "Gelu": ("T x", "y = (T)0.5 * x * erfc(-x * (T)RSQRT_2)"),
     "GeluGrad": (
         "T dy, T x",
-        "y = dy * ((T)0.5 * ((T)1 + erf(x * (T)RSQRT_2))"
-        " + x * exp((T)-0.5 * x * x) * (T)RSQRT_2PI)",
+        "y = dy * ((T)0.5 * erfc(-x * (T)RSQRT_2) + x * exp((T)-0.5 * x * x) * (T)RSQRT_2PI)",
     ),
 }
 _CUDA_CACHE: dict[str, Any] = {}
@@ -268,9 +291,12 @@ class Gelu(_ErfKernel):
         for part in parts:
             n = part.stop - part.start
             tn, en = t[:n], e[:n]
-            np.multiply(x[part], RSQRT_2, out=tn)
-            erf_f64(tn, en, work[:, :n], masks[:, :n])
-            np.add(en, 1.0, out=en)
+            # x / sqrt(2) in float64: np.multiply(x32, RSQRT_2, out=tn) would pick the float32
+            # loop (a Python float is weak) and round the argument, which erfc's tail
+            # amplifies (Gelu(x) off by 20 float32 ulps at x = -5, 190 at x = -13).
+            np.copyto(tn, x[part])
+            np.multiply(tn, RSQRT_2, out=tn)
+            erf_f64(tn, en, work[:, :n], masks[:, :n], plus_one=True)
             np.multiply(en, x[part], out=en)
             np.multiply(en, 0.5, out=y[part], casting="same_kind")
 
@@ -289,9 +315,12 @@ class GeluGrad(_ErfKernel):
         for part in parts:
             n = part.stop - part.start
             tn, en = t[:n], e[:n]
-            np.multiply(x[part], RSQRT_2, out=tn)
-            erf_f64(tn, en, work[:, :n], masks[:, :n])
-            np.add(en, 1.0, out=en)
+            # x / sqrt(2) in float64: np.multiply(x32, RSQRT_2, out=tn) would pick the float32
+            # loop (a Python float is weak) and round the argument, which erfc's tail
+            # amplifies (Gelu(x) off by 20 float32 ulps at x = -5, 190 at x = -13).
+            np.copyto(tn, x[part])
+            np.multiply(tn, RSQRT_2, out=tn)
+            erf_f64(tn, en, work[:, :n], masks[:, :n], plus_one=True)
             np.multiply(en, 0.5, out=en)  # Phi(x)
             np.multiply(tn, tn, out=tn)  # x^2 / 2
             np.negative(tn, out=tn)

@@ -166,6 +166,8 @@ class LayerNormalizationGrad(_RowKernel):
         dscale1 = dscale.reshape(self.cols)
         if dbias is not None:
             xp.sum(dy2, axis=0, out=dbias.reshape(self.cols))
+        if not self.rows:  # no chunk writes dScale: the sum over no rows
+            dscale.fill(0)
         x_hat_all = view(scratch, self.x_hat)
         for start in range(0, self.rows, self.chunk):
             stop = min(start + self.chunk, self.rows)
