@@ -144,3 +144,102 @@ def test_gelu_fusion(kwargs: dict[str, Any], fused: bool) -> None:
     assert (ops["Gelu"], ops["Erf"]) == ((1, 0) if fused else (0, 1)), ops
     if ort_has_training_ops():
         _assert_same_logits(model)
+
+
+# --- adversarial variants: what must fuse, and look-alikes that must not -------------------
+def _conv(g: GraphMaker) -> str:
+    return g.op("Conv", ["x", g.param([4, 3, 1, 1])], kernel_shape=[1, 1])  # [N, 4, 3, 3]
+
+
+def _gelu_form(g: GraphMaker, x: str, form: str) -> str:
+    """GELU (or a look-alike) in the Mul orders and scalings exporters write."""
+    f32 = np.float32
+    half = g.const(0.25 if form == "quarter" else 0.5, f32)
+    if form == "mul by 1/sqrt2":
+        scaled = g.op("Mul", [g.const(np.sqrt(0.5), f32), x])
+    else:
+        scaled = g.op("Div", [x, g.const(np.sqrt(2.0), f32)])
+    erf = g.op("Erf", [scaled])
+    one = g.const(np.full([1, 1, 1, 1, 1], 1.0) if form == "rank-5 one" else 1.0, f32)
+    a = g.op("Add", [one, erf])
+    if form == "(x*0.5)*a":
+        t = g.op("Mul", [g.op("Mul", [half, x]), a])
+    elif form == "(a*0.5)*x":
+        t = g.op("Mul", [x, g.op("Mul", [a, half])])
+    elif form == "(x*a)*0.5 of another x":
+        t = g.op("Mul", [g.op("Mul", [g.op("Relu", [x]), a]), half])
+    elif form == "(a*0.5)*0.5":
+        t = g.op("Mul", [g.op("Mul", [a, half]), half])
+    else:
+        t = g.op("Mul", [g.op("Mul", [a, x]), half])
+    if form == "one plus read elsewhere":
+        t = g.op("Add", [t, a])
+    if form == "rank-5 one":
+        t = g.op("ReduceSum", [t, g.const([0])], keepdims=0)  # back to [N, 4, 3, 3]
+    return t
+
+
+GELU_FORMS = {
+    "(x*0.5)*a": True,
+    "(a*0.5)*x": True,
+    "mul by 1/sqrt2": True,
+    "quarter": False,
+    "(x*a)*0.5 of another x": False,
+    "(a*0.5)*0.5": False,
+    "one plus read elsewhere": False,
+    "rank-5 one": False,  # fusing would write Gelu(X) of shape [N, 4, 3, 3] as [1, N, 4, 3, 3]
+}
+
+
+@pytest.mark.parametrize("form", sorted(GELU_FORMS))
+def test_gelu_look_alikes(form: str) -> None:
+    g = GraphMaker([2, 3, 3, 3])
+    model = g.model(g.head(_gelu_form(g, _conv(g), form), 36))
+    ops = _ops(model)
+    assert (ops["Gelu"], ops["Erf"]) == ((1, 0) if GELU_FORMS[form] else (0, 1)), ops
+    if ort_has_training_ops():
+        _assert_same_logits(model)
+
+
+def _layer_norm_form(g: GraphMaker, x: str, form: str) -> str:
+    """Layer norm of [N, 9, 4] over the last axis, or a look-alike of it."""
+    f32 = np.float32
+    mean = g.op("ReduceMean", [x], axes=[-1])
+    d = g.op("Sub", [x, mean])
+    var_axes = [-2, -1] if form == "variance over two axes" else [-1]
+    var = g.op("ReduceMean", [g.op("Mul", [d, d])], axes=var_axes)
+    eps = g.const(np.full([1, 1, 1, 1], 1e-5) if form == "rank-4 epsilon" else 1e-5, f32)
+    if form == "epsilon after sqrt":
+        std = g.op("Add", [g.op("Sqrt", [var]), eps])
+    else:
+        std = g.op("Sqrt", [g.op("Add", [var, eps])])
+    t = g.op("Div", [d, std])
+    weight_shape = {"weight [9, 1]": [9, 1], "weight [1, 1, 1, 4]": [1, 1, 1, 4]}
+    w = g.param(weight_shape.get(form, [4]), 0.3)
+    t = g.op("Mul", [t, w])
+    b = g.param([9, 1] if form == "bias [9, 1]" else [4])
+    t = g.op("Add", [t, b])
+    if form in ("rank-4 epsilon", "weight [1, 1, 1, 4]"):
+        t = g.op("ReduceSum", [t, g.const([0])], keepdims=0)  # back to [N, 9, 4]
+    return t
+
+
+# form -> (LayerNormalization nodes, Mul nodes left: the weight's Mul when it is not fused)
+LAYER_NORM_FORMS = {
+    "variance over two axes": (0, 2),
+    "epsilon after sqrt": (0, 2),
+    "rank-4 epsilon": (0, 2),
+    "weight [9, 1]": (1, 1),  # one weight per token, not per channel: a Mul after the norm
+    "weight [1, 1, 1, 4]": (1, 1),  # rank 4 over [N, 9, 4]: broadcasts, so not fused
+    "bias [9, 1]": (1, 0),  # one bias per token: the Add stays after the fused norm
+}
+
+
+@pytest.mark.parametrize("form", sorted(LAYER_NORM_FORMS))
+def test_layer_norm_look_alikes(form: str) -> None:
+    g = GraphMaker([2, 3, 3, 3])
+    model = g.model(g.head(_layer_norm_form(g, _tokens(g), form), 36))
+    ops = _ops(model)
+    assert (ops["LayerNormalization"], ops["Mul"]) == LAYER_NORM_FORMS[form], ops
+    if ort_has_training_ops():
+        _assert_same_logits(model)

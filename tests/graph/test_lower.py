@@ -138,3 +138,55 @@ def test_reduce_l2_and_tanh_gelu_formulas() -> None:
     inner = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
     np.testing.assert_allclose(got, 0.5 * x * (1 + np.tanh(inner)), rtol=1e-5, atol=1e-6)
     assert nodes[-1].output[0] == "y" and sum(n.op_type == "Tanh" for n in nodes) == 1
+
+
+@pytest.mark.parametrize(
+    ("indices", "needle"),
+    [
+        ([[5]], "within data's axes"),  # one past the end: must not wrap to row 0
+        ([[-6]], "within data's axes"),
+        ([[1, 2, 0]], "1 to 2 components"),  # more components than data has axes
+        (np.zeros((2, 0), np.int64), "1 to 2 components"),  # no components: whole data
+    ],
+    ids=["past the end", "before the start", "too many components", "no components"],
+)
+def test_gather_nd_refuses_indices_it_would_misread(indices: list, needle: str) -> None:
+    g = WorkGraph("t.onnx")
+    g.info["data"] = TensorInfo((5, 3), np.dtype(np.float32))
+    g.consts["c_idx"] = np.array(indices, np.int64)
+    g.info["c_idx"] = TensorInfo(g.consts["c_idx"].shape, np.dtype(np.int64))
+    node = helper.make_node("GatherND", ["data", "c_idx"], ["y"], name="g")
+    with pytest.raises(BadInputError, match=needle):
+        lower.gather_nd(g, node)
+
+
+def test_gather_nd_of_one_full_index_is_a_scalar_gather() -> None:
+    data = np.random.default_rng(4).standard_normal([2, 3, 4]).astype(np.float32)
+    node = helper.make_node("GatherND", ["data", "c_idx"], ["y"])
+    got, _ = _run(lower.gather_nd, node, {"data": data, "c_idx": np.array([1, -1], np.int64)})
+    np.testing.assert_array_equal(got, data[1, -1])
+
+
+@pytest.mark.parametrize("equation", ["ab,bc->acd", "ab,bc->d"])
+def test_einsum_refuses_an_output_index_no_operand_has(equation: str) -> None:
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation=equation)
+    g = WorkGraph("t.onnx")
+    for name in ("a", "b"):
+        g.info[name] = TensorInfo((2, 2), np.dtype(np.float32))
+    with pytest.raises(BadInputError, match="output indices"):
+        lower.einsum(g, node)
+
+
+@pytest.mark.parametrize(
+    "equation", ["ab,ab->", "a,->a", ",b->b", "Ab,bC", "bij,bjk", "ij,kl->ijkl", "ij,ij->ji"]
+)
+def test_einsum_edge_equations_match_numpy(equation: str) -> None:
+    """Scalar output and operands, implicit output with capitals (ASCII order), outer and
+    element-wise products."""
+    rng = np.random.default_rng(5)
+    lhs = equation.split("->")[0].split(",")
+    size = {c: 2 + i for i, c in enumerate(sorted(set(equation) - set(",->")))}
+    a, b = (rng.standard_normal([size[c] for c in t]).astype(np.float32) for t in lhs)
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation=equation)
+    got, _ = _run(lower.einsum, node, {"a": a, "b": b})
+    np.testing.assert_allclose(got, np.einsum(equation, a, b), rtol=1e-5, atol=1e-5)

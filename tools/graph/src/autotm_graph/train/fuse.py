@@ -10,7 +10,9 @@ kernels, their saved activations and twice as many backward kernels.
 A fusion replaces the node producing the pattern's result by the fused op writing the same
 tensor; the other matched nodes become dead unless something else reads their outputs, in
 which case they stay (the result is the same, only less is saved). Constants are compared
-with a tolerance, since exporters write sqrt(2) and 0.5 as float32 or float64.
+with a tolerance, since exporters write sqrt(2) and 0.5 as float32 or float64. A match whose
+result has another shape or type than its input (a one-element constant of higher rank
+broadcasts X to more axes) is left alone: the fused op would write a tensor of another shape.
 """
 
 from __future__ import annotations
@@ -121,8 +123,8 @@ def _fuse_gelu(g: WorkGraph, ix: _Index, erf: onnx.NodeProto) -> None:
         half = ix.made_by(other, "Mul")
         if half is not None and _close(ix.scalar(ix.other(half, x) or ""), 0.5):
             final = first
-    if final is None:
-        return
+    if final is None or g.info[final.output[0]] != g.info[x]:
+        return  # a constant of higher rank broadcast X: Gelu(X) would have another shape
     gelu = helper.make_node("Gelu", [x], [final.output[0]], name=final.name, domain=MS)
     _replace(g, final, gelu)
 
@@ -186,8 +188,10 @@ def _fuse_layer_norm(g: WorkGraph, ix: _Index, mean: onnx.NodeProto) -> None:
         b = ix.other(add_b, final.output[0]) if add_b is not None else None
         if add_b is not None and b is not None and _fits(g, b, normalized, axis):
             final, bias = add_b, b
+    if g.info[final.output[0]] != g.info[x]:
+        return  # epsilon (or a constant) of higher rank broadcast X: not a layer norm of X
     if not scale:
-        scale = g.const(np.ones(normalized, np.float32), f"{final.output[0]}_unit_scale")
+        scale = g.const(np.ones(normalized, g.info[x].dtype), f"{final.output[0]}_unit_scale")
     scale, bias = _as_shape(g, scale, normalized, final), _as_shape(g, bias, normalized, final)
     y = final.output[0]
     outs = [y, g.names.fresh(f"{y}_mean"), g.names.fresh(f"{y}_inv_std_dev")]

@@ -63,6 +63,10 @@ def einsum(g: WorkGraph, node: onnx.NodeProto) -> list[onnx.NodeProto]:
     for term in (*terms, output):
         if len(set(term)) != len(term):
             raise BadInputError(f"{where}: equation {equation!r}: expected no repeated index")
+    if not set(output) <= set(lhs) - {","}:
+        raise BadInputError(
+            f"{where}: equation {equation!r}: expected output indices found in the operands"
+        )
     e = _Emitter(g, node)
     names = list(node.input)
     shapes = [list(g.shape(n)) for n in names]
@@ -132,15 +136,22 @@ def gather_nd(g: WorkGraph, node: onnx.NodeProto) -> list[onnx.NodeProto]:
         raise BadInputError(f"{where}: indices: expected a constant")
     indices = g.consts[node.input[1]].astype(np.int64)
     shape = g.shape(node.input[0])
-    k = indices.shape[-1]
+    k = indices.shape[-1] if indices.ndim else 0
+    if not 1 <= k <= len(shape):
+        raise BadInputError(
+            f"{where}: indices of shape {list(indices.shape)}: expected a last axis of 1 to "
+            f"{len(shape)} components"
+        )
+    lead = np.array(shape[:k], np.int64)
+    if ((indices < -lead) | (indices >= lead)).any():
+        axes = list(shape[:k])
+        raise BadInputError(f"{where}: indices: expected values within data's axes {axes}")
     e = _Emitter(g, node)
     data = node.input[0]
-    lead = shape[:k]
-    flat = np.ravel_multi_index(tuple(np.moveaxis(indices % np.array(lead), -1, 0)), lead).astype(
-        np.int64
-    )
+    flat = np.ravel_multi_index(tuple(np.moveaxis(indices % lead, -1, 0)), tuple(lead))
+    flat = np.asarray(flat, np.int64)
     if k != 1:
-        merged = [int(np.prod(lead, dtype=np.int64)), *shape[k:]]
+        merged = [int(np.prod(lead)), *shape[k:]]
         data = e.op("Reshape", [data, e.const(merged, "flat_shape")])
     e.op("Gather", [data, e.const(flat, "indices")], node.output[0], axis=0)
     return e.nodes

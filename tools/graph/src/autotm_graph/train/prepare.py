@@ -12,8 +12,10 @@ layer-norm and GELU decompositions fused (:mod:`.fuse`); random ops (stochastic 
 as computations, never folded; nodes that do not lead to the logits removed.
 
 A static export (batch fixed in the file) has its batch in shape constants: Reshape targets
-are re-batched by aligning them with the export's own shapes (:mod:`.rebatch`), Expand targets
-and random-noise inputs by their leading dimension.
+are re-batched by aligning them with the export's own shapes and following where the batch
+lies in each tensor (:mod:`.rebatch`), Expand targets and random-noise inputs by their leading
+dimension; a reshape that splits a sample over two axes, or constant indices along the batch
+axis, are refused (no rewrite of them is known to compute per sample what the export does).
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ def prepare(model: onnx.ModelProto, batch: int, source: str) -> Forward:
     state.input_params = input_params
     if state._batch_changed():
         state.export_shapes = rebatch.export_shapes(model)
+        state.batch_at = {name: rebatch.BatchAxis(0) for name in data_inputs}
     state.uses.update(n for node in onnx_graph.node for n in node.input if n)
     for node in _topological(list(onnx_graph.node), set(g.info), source):
         state.visit(node)
@@ -238,6 +241,7 @@ class _State:
         self.alias: dict[str, str] = {}
         self.running_stats: dict[str, str] = {}
         self.export_shapes: dict[str, tuple[int, ...]] = {}  # static shapes at the export batch
+        self.batch_at: dict[str, rebatch.BatchAxis] = {}  # where the batch is (static exports)
         self.uses: Counter[str] = Counter()  # how many source node inputs read each tensor
         self.copies: set[str] = set()  # private copies of shared running statistics
         self.input_params: dict[str, dict[str, Any]] = {}  # graph inputs with init specs
@@ -270,6 +274,63 @@ class _State:
         for name, info in zip([o for o in node.output if o], infos, strict=True):
             self.g.info[name] = info
         self.g.nodes.append(node)
+        if self.batch_at:
+            self._track(node)
+
+    def _track(self, node: onnx.NodeProto) -> None:
+        """Where the batch lies in the outputs of ``node``, from where it lies in its inputs
+        (see :class:`.rebatch.BatchAxis`): exactly through reshapes, transposes, gathers and
+        reductions; for other ops an output keeps an input's batch axis when it has the
+        input's rank and the same size on that axis (at both batches where both are known).
+        An output it cannot follow gets no entry: re-batching falls back to sizes there."""
+        known = [(n, self.batch_at[n]) for n in node.input if n in self.batch_at]
+        if not known:
+            return
+        name, where = known[0]
+        shape = self.g.shape(name)
+        outputs = [o for o in node.output if o]
+        op, attrs = node.op_type, attributes(node)
+        found: rebatch.BatchAxis | None = None
+        if op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze") and name == node.input[0]:
+            old, export = self.old_batch or 1, self.export_shapes
+            if old > 1 and name in export and outputs[0] in export:  # a batch of 1 is no digit
+                found = rebatch.reshape_axis(export[name], where, export[outputs[0]], old)
+            elif self.batch > 1:
+                found = rebatch.reshape_axis(shape, where, self.g.shape(outputs[0]), self.batch)
+        elif op == "Transpose":
+            perm = [int(p) for p in attrs.get("perm", range(len(shape) - 1, -1, -1))]
+            found = rebatch.BatchAxis(perm.index(where.axis), where.inner)
+        elif op == "Gather" and name == node.input[0]:
+            axis = int(attrs.get("axis", 0))
+            if axis != where.axis:
+                rank = len(self.g.shape(node.input[1]))
+                moved = where.axis if where.axis < axis else where.axis + rank - 1
+                found = rebatch.BatchAxis(moved, where.inner)
+        elif op.startswith("Reduce") and name == node.input[0]:
+            if len(node.input) > 1 and node.input[1] in self.g.consts:
+                axes = [int(a) for a in self.g.consts[node.input[1]].reshape(-1)]
+            else:
+                axes = [int(a) for a in attrs.get("axes", [])]
+            axes = [a % len(shape) for a in axes] or list(range(len(shape)))
+            if where.axis not in axes:  # else the samples are summed: no batch left
+                kept = int(attrs.get("keepdims", 1))
+                moved = where.axis - (0 if kept else sum(a < where.axis for a in axes))
+                found = rebatch.BatchAxis(moved, where.inner)
+        else:
+            for out in outputs:
+                for name, where in known:
+                    if self._keeps_batch_axis(name, out, where.axis):
+                        self.batch_at[out] = where
+                        break
+            return
+        if found is not None:
+            self.batch_at[outputs[0]] = found
+
+    def _keeps_batch_axis(self, source: str, out: str, axis: int) -> bool:
+        sizes = [(self.g.shape(source), self.g.shape(out))]
+        if source in self.export_shapes and out in self.export_shapes:
+            sizes.append((self.export_shapes[source], self.export_shapes[out]))
+        return all(len(a) == len(b) and a[axis] == b[axis] for a, b in sizes)
 
     # -- the visit -------------------------------------------------------------------------
     def visit(self, source_node: onnx.NodeProto) -> None:
@@ -498,7 +559,15 @@ class _State:
             fixed = indices
             if len(shape) == 1 and node.input[1] in self.from_file:
                 fixed = self._rebatch_flat_indices(node.input[0], fixed)
-            fixed = np.where(fixed < 0, fixed + shape[axis], fixed)  # counted from the end
+            if fixed is indices:
+                self._refuse_batch_indices(node, node.input[0], [axis])
+            size = shape[axis]
+            if ((fixed < -size) | (fixed >= size)).any():  # a batch index past a new batch
+                raise BadInputError(
+                    f"{self.g.where(node)}: indices: expected values in [-{size}, {size}) "
+                    f"along axis {axis}"
+                )
+            fixed = np.where(fixed < 0, fixed + size, fixed)  # counted from the end
             if len(shape) == 1 and np.array_equal(fixed.reshape(-1), np.arange(shape[0])):
                 # a permutation that permutes nothing (dynamo's as_strided): a Reshape
                 target = self.g.const(np.array(fixed.shape, np.int64), f"{node.output[0]}_shape")
@@ -509,6 +578,16 @@ class _State:
             if not np.array_equal(fixed, indices):
                 node.input[1] = self.g.const(fixed, f"{node.output[0]}_indices")
         self._emit(node)
+
+    def _refuse_batch_indices(self, node: onnx.NodeProto, data: str, axes: list[int]) -> None:
+        """Constant indices along the batch axis of a static export pick or write the
+        export's samples: at another batch no rewrite of them is known to be right."""
+        where = self.batch_at.get(data)
+        if where is not None and where.axis in axes:
+            raise BadInputError(
+                f"{self.g.where(node)}: constant indices along the batch (axis {where.axis}, "
+                f"exported at batch {self.old_batch}): expected indices along other axes"
+            )
 
     def _rebatch_flat_indices(self, data: str, indices: np.ndarray) -> np.ndarray:
         """Constant indices into a flattened batch (dynamo's as_strided: Reshape to [-1],
@@ -522,6 +601,7 @@ class _State:
             or before is None
             or len(before) != 1
             or before[0] % old
+            or self.g.shape(data) != (before[0] // old * self.batch,)  # not the batch's data
             or not indices.ndim
             or indices.shape[0] != old
         ):
@@ -555,6 +635,22 @@ class _State:
         indices = self._const(node.input[1], node, "indices").astype(np.int64)
         updates = self._const(node.input[2], node, "updates")
         info = self.g.info[node.input[0]]
+        k = indices.shape[-1] if indices.ndim else 0
+        if not 1 <= k <= len(info.shape):
+            raise BadInputError(
+                f"{where}: indices of shape {list(indices.shape)}: expected a last axis of 1 "
+                f"to {len(info.shape)} components"
+            )
+        lead = np.array(info.shape[:k], np.int64)
+        if ((indices < -lead) | (indices >= lead)).any():
+            axes = list(info.shape[:k])
+            raise BadInputError(f"{where}: indices: expected values within data's axes {axes}")
+        self._refuse_batch_indices(node, node.input[0], list(range(k)))
+        expected = [*indices.shape[:-1], *info.shape[k:]]
+        if list(updates.shape) != expected:
+            raise BadInputError(
+                f"{where}: updates of shape {list(updates.shape)}: expected {expected}"
+            )
         keep = np.ones(info.shape, info.dtype)
         placed = np.zeros(info.shape, info.dtype)
         where_to = tuple(np.moveaxis(indices, -1, 0))
@@ -766,10 +862,11 @@ class _State:
 
     def _rebatch_shape(self, node: onnx.NodeProto, index: int) -> None:
         """A Reshape's shape constant written at the export batch, re-written for the training
-        batch. With the export's own shapes (value_info or shape inference of the source) the
-        reshape is split into groups of input and output axes with equal products, and a group
-        whose input changed size changes one output axis (see :func:`.rebatch.regroup`); without
-        them, a leading dim equal to the export batch becomes the training batch."""
+        batch. With the export's own shapes (value_info or shape inference of the source), the
+        output axis holding the batch is found from where the batch lies in the input
+        (:meth:`_place_batch`) or, where that was not followed, by splitting the reshape into
+        groups of input and output axes with equal products (see :func:`.rebatch.regroup`);
+        without them, a leading dim equal to the export batch becomes the training batch."""
         name = node.input[index]
         target = self._const(name, node, "shape").astype(np.int64).reshape(-1)
         if name not in self.from_file or not self._batch_changed() or not target.size:
@@ -782,11 +879,49 @@ class _State:
                 before, target, attributes(node).get("allowzero", 0)
             )
             if old_target is not None:
-                rebatched = rebatch.regroup(before, old_target, data, self.old_batch)
+                rebatched = self._place_batch(node, before, data, old_target)
+                if rebatched is None:
+                    rebatched = rebatch.regroup(before, old_target, data, self.old_batch)
+                if rebatched is None:
+                    raise BadInputError(
+                        f"{self.g.where(node)}: shape {list(old_target)} of {list(before)} at "
+                        f"export batch {self.old_batch}: expected a reshape that keeps the batch "
+                        "in one axis"
+                    )
         elif int(target[0]) == self.old_batch and data and data[0] == self.batch:
             rebatched = [self.batch, *(int(t) for t in target[1:])]
         if rebatched is not None and rebatched != [int(t) for t in target]:
             node.input[index] = self.g.const(np.array(rebatched, np.int64), f"{name}_rebatched")
+
+    def _place_batch(
+        self,
+        node: onnx.NodeProto,
+        before: tuple[int, ...],
+        data: tuple[int, ...],
+        old_target: tuple[int, ...],
+    ) -> list[int] | None:
+        """A Reshape target re-batched where the batch is known to lie in its input (see
+        :meth:`_track`); None where it is not known or disagrees with the export's shapes.
+        BadInputError when the reshape splits the batch index over two axes (mixes samples:
+        no target at another batch computes the same per sample)."""
+        where, old = self.batch_at.get(node.input[0]), self.old_batch
+        if where is None or old is None or old == 1 or where.axis >= len(data):
+            return None
+        axis = where.axis
+        others_equal = all(
+            b == d for i, (b, d) in enumerate(zip(before, data, strict=True)) if i != axis
+        )
+        if not others_equal or before[axis] * self.batch != data[axis] * old:
+            return None
+        found = rebatch.reshape_axis(before, where, old_target, old)
+        if found is None:
+            raise BadInputError(
+                f"{self.g.where(node)}: shape {list(old_target)} of {list(before)} at export "
+                f"batch {old}: expected a reshape that keeps the batch (axis {axis}) in one axis"
+            )
+        rebatched = list(old_target)
+        rebatched[found.axis] = rebatched[found.axis] // old * self.batch
+        return rebatched
 
     def _rebatch_expand(self, node: onnx.NodeProto) -> None:
         """An Expand's target shape from the file, exported at another batch: a dim the input

@@ -6,11 +6,20 @@ A dynamo export fixes the batch (2, say) in every shape constant: ``[T, N*heads,
 Reshape; :func:`regroup` finds the output axis that absorbs each change by splitting the
 reshape into groups of input and output axes with equal products (a reshape only merges and
 splits neighbouring axes), using the export's own shapes (:func:`export_shapes`).
+
+Which output axis of a group takes the change is ambiguous from sizes alone when the batch
+is merged with another axis of the same size (``[T*N] -> [T, N]`` with T equal to the export
+batch, sequence-first attention). So the builder also follows where the batch lies in each
+tensor (:class:`BatchAxis`: an axis and the batch's stride inside it) from the data inputs,
+through reshapes and transposes, and places the batch exactly with :func:`reshape_axis`;
+the size heuristic of :func:`regroup` is the fallback where that trail is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -116,3 +125,31 @@ def regroup(
         k = (exact or fits)[0]
         result[k] = target[k] * new // old
     return result
+
+
+@dataclass(frozen=True)
+class BatchAxis:
+    """Where the batch lies in a tensor: ``axis``, of size outer * batch * ``inner`` (the
+    batch merged with ``inner`` elements of the axis to its right and outer ones to its left,
+    as in ``[windows*N]`` or ``[N*heads]``)."""
+
+    axis: int
+    inner: int = 1
+
+
+def reshape_axis(
+    shape: Sequence[int], where: BatchAxis, out: Sequence[int], batch: int
+) -> BatchAxis | None:
+    """Where the batch of a tensor of ``shape`` lands when it is reshaped to ``out``: in
+    row-major order the batch index is a digit of stride ``inner * prod(shape[axis+1:])`` and
+    size ``batch``; the output axis that holds that digit whole. None when no axis does (the
+    reshape splits the batch index over two axes: it mixes samples)."""
+    stride = where.inner * int(np.prod(shape[where.axis + 1 :], dtype=np.int64))
+    inner = 1  # the stride of output axis k: prod(out[k+1:])
+    for k in reversed(range(len(out))):
+        if inner <= stride < inner * out[k]:
+            if stride % inner or (inner * out[k]) % (stride * batch):
+                return None
+            return BatchAxis(k, stride // inner)
+        inner *= out[k]
+    return None
