@@ -148,3 +148,45 @@ def test_randomized_restarts_can_reach_a_limit_the_fixed_orders_miss() -> None:
     restarted = addresses.assign(buffers, 9 * PAGE, restarts_s=2.0)
     assert restarted.high_water == 9 * PAGE  # stops as soon as one fits
     assert addresses.conflicts(buffers, restarted.offsets) == []
+
+
+def test_equal_sizes_in_order_of_birth_keep_a_chain_in_two_slots() -> None:
+    # A chain of same-sized activations, each alive with its neighbours only (as in a backward
+    # pass). Longest first puts both long ones at the bottom, and the middle pair, each
+    # overlapping one of them, stacks three high; in order of birth they alternate.
+    chain = [Buffer(3, 5, 2 * PAGE), Buffer(7, 9, 2 * PAGE), Buffer(6, 7, 2 * PAGE)]
+    chain.append(Buffer(5, 6, 2 * PAGE))
+    assert addresses.greedy(chain, "size", "first").high_water == 6 * PAGE
+    by_birth = addresses.greedy(chain, "size-start", "first")
+    assert by_birth.high_water == 4 * PAGE == addresses.peak(chain)
+    assert addresses.assign(chain, 4 * PAGE).high_water == 4 * PAGE  # among the fixed orders
+
+
+def test_prioritizing_what_overflowed_reaches_a_limit_the_fixed_orders_miss() -> None:
+    buffers = [
+        Buffer(0, 3, 3 * PAGE),
+        Buffer(3, 4, 3 * PAGE),
+        Buffer(3, 4, 2 * PAGE),
+        Buffer(4, 4, 2 * PAGE),
+        Buffer(4, 4, 2 * PAGE),
+        Buffer(0, 2, 2 * PAGE),
+    ]
+    assert addresses.assign(buffers, 9 * PAGE).high_water == 10 * PAGE
+    found = addresses.prioritize(buffers, 9 * PAGE, time_limit_s=5.0)
+    assert found.high_water == 9 * PAGE and "prioritized" in found.order
+    assert addresses.conflicts(buffers, found.offsets) == []
+    # Without passes it still answers, with the first greedy order's arrangement.
+    assert addresses.prioritize(buffers, 9 * PAGE, 5.0, passes=0).high_water == 10 * PAGE
+
+
+@settings(max_examples=60, deadline=None)
+@given(buffer_sets(), st.integers(0, 20))
+def test_prioritize_never_overlaps_and_never_does_worse_than_its_first_pass(
+    buffers: list[Buffer], pages: int
+) -> None:
+    limit = pages * PAGE
+    found = addresses.prioritize(buffers, limit, time_limit_s=5.0, passes=8)
+    assert addresses.conflicts(buffers, found.offsets) == []
+    assert addresses.misaligned(buffers, found.offsets) == []
+    assert addresses.peak(buffers) <= found.high_water
+    assert found.high_water <= addresses.greedy(buffers, "size", "first").high_water

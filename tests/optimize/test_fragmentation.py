@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from autotm_optimize.fragmentation import Clock, Tightening, lower_bound, search_budget
+from autotm_optimize.fragmentation import (
+    PRIORITIZE_S,
+    Clock,
+    Tightening,
+    lower_bound,
+    search_budget,
+)
 from autotm_optimize.placement import PoolOverflow
 from autotm_optimize.solve import SolveResult
 
@@ -39,8 +45,10 @@ def test_the_time_limit_bounds_the_whole_run() -> None:
     share = clock.share(0.5)
     assert share is not None and share <= 5.0
     assert Clock(None).share(0.5) is None and Clock(None).left() == float("inf")
-    restarts, search = search_budget(Clock(10.0))
-    assert 0 < restarts <= 0.5 and search == 0.0  # CP-SAT only in the last round
+    budget = search_budget(Clock(10.0))
+    assert 0 < budget.restarts_s <= 0.5 and 0 < budget.prioritize_s <= 0.5
+    assert budget.search_s == 0.0  # CP-SAT only in the last round
+    assert search_budget(Clock(None)).prioritize_s == PRIORITIZE_S
 
 
 @pytest.mark.parametrize(

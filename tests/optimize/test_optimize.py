@@ -137,6 +137,44 @@ def test_fragmentation_is_resolved_by_a_headroom_and_a_re_solve(
     assert plan.reductions["gap_against_limit"] == pytest.approx(0.0001 / 0.0051, rel=1e-6)
 
 
+def test_reordering_what_overflowed_spares_the_re_solve(
+    profile_dir: Callable[[str], Path],
+) -> None:
+    # The same plan as above, whose greedy orders leave a page-sized hole: putting the buffers
+    # that ended above the limit first finds the 9-page arrangement, so the first solve's
+    # all-fast plan is kept, without a headroom or a second solve.
+    problem = load_problem(profile_dir("fragmenting"))
+    limit = 9 * PAGE
+    plan = optimize(problem, OptimizeOptions("static", fast_limit=limit, solve=HIGHS), quiet=True)
+    assert verify(plan, problem) == [] and plan.fast_pool_bytes == limit
+    assert plan.solver.rounds == 1 and plan.reductions["fragmentation_headroom_bytes"] == 0
+    assert plan.predicted.total_s == pytest.approx(0.005)
+    assert "fallback" not in plan.reductions
+
+
+def test_the_reordering_arrangement_is_what_the_plan_records(
+    profile_dir: Callable[[str], Path],
+) -> None:
+    from autotm_optimize.optimize import _fast_buffers, _prioritized
+    from autotm_optimize.placement import Placement
+
+    problem = load_problem(profile_dir("fragmenting"))
+    every = Placement.static(problem, [True] * len(problem.tensors))
+    buffers, keys = _fast_buffers(problem, every)
+    assert len(buffers) == len(keys) == len(problem.tensors) + problem.n_nodes
+    preset, overflow = _prioritized(problem, every, 9 * PAGE, 5.0)
+    assert overflow is None and preset is not None and set(preset) == set(keys)
+    offsets = [preset[k] for k in keys]
+    assert addresses.conflicts(buffers, offsets) == []
+    assert max(o + b.size for o, b in zip(offsets, buffers, strict=True)) <= 9 * PAGE
+    # Below the peak no order fits: the overflow of the lowest arrangement tells the driver
+    # where to tighten.
+    preset, overflow = _prioritized(problem, every, 8 * PAGE, 5.0)
+    assert preset is None and overflow is not None and overflow.high_water == 9 * PAGE
+    assert int(overflow.live.max()) == 9 * PAGE
+    assert _prioritized(problem, every, 9 * PAGE, 0.0) == (None, None)  # no time: no search
+
+
 def test_without_any_arrangement_the_error_names_the_achievable_limit(
     profile_dir: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
