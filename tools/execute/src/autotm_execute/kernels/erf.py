@@ -281,6 +281,21 @@ class Erf(_ErfKernel):
             np.copyto(y[part], e[:n], casting="same_kind")
 
 
+def two_phi(
+    x: np.ndarray, t: np.ndarray, out: np.ndarray, work: np.ndarray, masks: np.ndarray
+) -> None:
+    """``out = 1 + erf(x / sqrt(2))`` (twice the normal distribution Phi) in float64, leaving
+    ``t = x / sqrt(2)``; ``work`` and ``masks`` as for :func:`erf_f64`.
+
+    x / sqrt(2) is formed in float64: np.multiply(x32, RSQRT_2, out=t) would pick the float32
+    loop (a Python float is weak) and round the argument, which erfc's tail amplifies (Gelu(x)
+    off by 20 float32 ulps at x = -5, 190 at x = -13).
+    """
+    np.copyto(t, x)
+    np.multiply(t, RSQRT_2, out=t)
+    erf_f64(t, out, work, masks, plus_one=True)
+
+
 @register("com.microsoft", "Gelu")
 class Gelu(_ErfKernel):
     """``Y = X * Phi(X) = 0.5 * X * (1 + erf(X / sqrt(2)))`` (onnxruntime's exact GELU)."""
@@ -291,12 +306,7 @@ class Gelu(_ErfKernel):
         for part in parts:
             n = part.stop - part.start
             tn, en = t[:n], e[:n]
-            # x / sqrt(2) in float64: np.multiply(x32, RSQRT_2, out=tn) would pick the float32
-            # loop (a Python float is weak) and round the argument, which erfc's tail
-            # amplifies (Gelu(x) off by 20 float32 ulps at x = -5, 190 at x = -13).
-            np.copyto(tn, x[part])
-            np.multiply(tn, RSQRT_2, out=tn)
-            erf_f64(tn, en, work[:, :n], masks[:, :n], plus_one=True)
+            two_phi(x[part], tn, en, work[:, :n], masks[:, :n])
             np.multiply(en, x[part], out=en)
             np.multiply(en, 0.5, out=y[part], casting="same_kind")
 
@@ -315,12 +325,7 @@ class GeluGrad(_ErfKernel):
         for part in parts:
             n = part.stop - part.start
             tn, en = t[:n], e[:n]
-            # x / sqrt(2) in float64: np.multiply(x32, RSQRT_2, out=tn) would pick the float32
-            # loop (a Python float is weak) and round the argument, which erfc's tail
-            # amplifies (Gelu(x) off by 20 float32 ulps at x = -5, 190 at x = -13).
-            np.copyto(tn, x[part])
-            np.multiply(tn, RSQRT_2, out=tn)
-            erf_f64(tn, en, work[:, :n], masks[:, :n], plus_one=True)
+            two_phi(x[part], tn, en, work[:, :n], masks[:, :n])
             np.multiply(en, 0.5, out=en)  # Phi(x)
             np.multiply(tn, tn, out=tn)  # x^2 / 2
             np.negative(tn, out=tn)
