@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from optimize_suite import optimize as run_optimize
 
 FORMULATIONS = ("static", "synchronous")
 RATIOS = ("19:1", "39:1", "59:1", "79:1", "99:1")
@@ -34,27 +34,14 @@ PROFILE = Path("out/inception/inception_v4/profile")
 
 
 def optimize(argv: list[str], package: Path | None, timeout: float) -> dict[str, Any]:
-    """One autotm-optimize process: its plan's numbers, or why there is none."""
-    env = dict(os.environ)
-    if package is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
+    """One autotm-optimize process (optimize_suite's runner): its plan's numbers, or why there
+    is none."""
     plan = Path(argv[argv.index("-o") + 1])
-    begin = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "autotm_optimize", *argv],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=env,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return {"wall": time.monotonic() - begin, "error": f"over the {timeout:.0f} s timeout"}
-    wall = time.monotonic() - begin
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        return {"wall": wall, "error": f"exit {done.returncode}: {lines[-1] if lines else ''}"}
+    code, stderr, wall = run_optimize(argv, package, timeout)
+    if code != 0:
+        lines = stderr.strip().splitlines()
+        last = lines[-1] if lines else ""
+        return {"wall": wall, "error": last if code < 0 else f"exit {code}: {last}"}
     doc = json.loads(plan.read_text())
     notes = doc["reductions"]
     return {
